@@ -1,0 +1,1 @@
+"""Herald: a self-hosted notification server speaking the Engagespot v3 API."""

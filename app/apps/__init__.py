@@ -1,0 +1,1 @@
+"""Apps (tenants): credentials, security switches and signing keys."""

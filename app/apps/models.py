@@ -1,0 +1,31 @@
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Identity, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+
+class App(Base):
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    api_key: Mapped[str] = mapped_column(String(64), unique=True)
+    api_secret: Mapped[str] = mapped_column(String(128))
+    secure_mode: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    hmac_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    signing_public_key: Mapped[str | None] = mapped_column(Text)
+    vapid_public_key: Mapped[str] = mapped_column(Text)
+    vapid_private_key: Mapped[str] = mapped_column(Text)
+    channels: Mapped[list[Any]] = mapped_column(
+        JSONB, server_default=text("""'["inApp"]'::jsonb""")
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -1,0 +1,74 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Body, status
+
+from app.apps import repository, service
+from app.apps.schemas import AppCreate, AppRead, AppUpdate, SigningKeyIn, SigningKeyOut
+from app.auth.dependencies import AdminDep
+from app.db import SessionDep
+from app.kit.types import DbId
+
+router = APIRouter(prefix="/admin/apps", tags=["admin"], dependencies=[AdminDep])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=AppRead)
+async def create_app(session: SessionDep, body: AppCreate) -> AppRead:
+    """Create an app with a fresh API key, secret and web-push key pair."""
+    return AppRead.of(await service.create(session, name=body.name))
+
+
+@router.get("", response_model=list[AppRead])
+async def list_apps(session: SessionDep) -> list[AppRead]:
+    """List every app."""
+    return [AppRead.of(a) for a in await repository.all_apps(session)]
+
+
+@router.get("/{app_id}", response_model=AppRead)
+async def get_app(session: SessionDep, app_id: DbId) -> AppRead:
+    """Read one app with its credentials."""
+    return AppRead.of(await service.get(session, app_id))
+
+
+@router.patch("/{app_id}", response_model=AppRead)
+async def update_app(session: SessionDep, app_id: DbId, body: AppUpdate) -> AppRead:
+    """Rename an app, switch secure mode or HMAC, or set the channels the SDKs show."""
+    app = await service.get(session, app_id)
+    await service.update(
+        session,
+        app=app,
+        name=body.name,
+        secure_mode=body.secureMode,
+        hmac_enabled=body.hmacEnabled,
+        channels=list(body.channels) if body.channels is not None else None,
+    )
+    return AppRead.of(app)
+
+
+@router.delete("/{app_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_app(session: SessionDep, app_id: DbId) -> None:
+    """Delete an app and everything in it."""
+    await service.delete(session, app=await service.get(session, app_id))
+
+
+@router.post("/{app_id}/rotate-secret", response_model=AppRead)
+async def rotate_secret(session: SessionDep, app_id: DbId) -> AppRead:
+    """Replace the API secret; the old one stops working at once."""
+    app = await service.rotate_secret(session, app=await service.get(session, app_id))
+    return AppRead.of(app)
+
+
+@router.post(
+    "/{app_id}/signing-keys", status_code=status.HTTP_201_CREATED, response_model=SigningKeyOut
+)
+async def set_signing_key(
+    session: SessionDep,
+    app_id: DbId,
+    body: Annotated[SigningKeyIn | None, Body()] = None,
+) -> SigningKeyOut:
+    """Make an RS256 key pair (the private key is shown once, never stored), or register
+    your own public key with `{"publicKey": "<PEM>"}`."""
+    app = await service.get(session, app_id)
+    public, private = await service.set_signing_key(
+        session, app=app, public_key=body.publicKey if body else None
+    )
+    return SigningKeyOut(publicKey=public, privateKey=private)

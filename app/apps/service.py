@@ -1,0 +1,98 @@
+"""Rules for apps: creation with fresh credentials, rotation, security switches."""
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.apps import keys, repository
+from app.apps.models import App
+from app.errors import Conflict, NotFound
+from app.kit.secrets import random_token
+from app.kit.timefmt import utcnow
+
+KNOWN_CHANNELS = (
+    "inApp",
+    "webPush",
+    "email",
+    "mobilePush",
+    "sms",
+    "whatsapp",
+    "slack",
+    "discord",
+    "webhook",
+    "chat",
+)
+
+
+async def create(session: AsyncSession, *, name: str) -> App:
+    vapid_public, vapid_private = keys.new_vapid_pair()
+    app = App(
+        name=name,
+        api_key=random_token(22),
+        api_secret=random_token(48),
+        vapid_public_key=vapid_public,
+        vapid_private_key=vapid_private,
+        secure_mode=False,
+        hmac_enabled=False,
+        channels=["inApp"],
+    )
+    session.add(app)
+    await session.flush()
+    await session.refresh(app)
+    return app
+
+
+async def get(session: AsyncSession, app_id: int) -> App:
+    app = await repository.by_id(session, app_id) if 0 < app_id < 2**63 else None
+    if app is None:
+        raise NotFound("App not found")
+    return app
+
+
+async def update(
+    session: AsyncSession,
+    *,
+    app: App,
+    name: str | None = None,
+    secure_mode: bool | None = None,
+    hmac_enabled: bool | None = None,
+    channels: list[str] | None = None,
+) -> App:
+    if name is not None:
+        app.name = name
+    if secure_mode is not None:
+        if secure_mode and not app.signing_public_key:
+            raise Conflict("Register a signing key (POST /admin/apps/{id}/signing-keys) first")
+        app.secure_mode = secure_mode
+    if hmac_enabled is not None:
+        app.hmac_enabled = hmac_enabled
+    if channels is not None:
+        app.channels = list(dict.fromkeys(channels))
+    app.updated_at = utcnow()
+    await session.flush()
+    return app
+
+
+async def rotate_secret(session: AsyncSession, *, app: App) -> App:
+    app.api_secret = random_token(48)
+    app.updated_at = utcnow()
+    await session.flush()
+    return app
+
+
+async def set_signing_key(
+    session: AsyncSession, *, app: App, public_key: str | None
+) -> tuple[str, str | None]:
+    """Register the caller's public key, or make a pair and hand back its private half once."""
+    private: str | None = None
+    if public_key is None:
+        public_key, private = keys.new_signing_pair()
+    else:
+        public_key = keys.normalise_public_key(public_key)
+    app.signing_public_key = public_key
+    app.updated_at = utcnow()
+    await session.flush()
+    return public_key, private
+
+
+async def delete(session: AsyncSession, *, app: App) -> None:
+    await session.delete(app)
+    await session.flush()

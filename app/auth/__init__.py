@@ -1,0 +1,1 @@
+"""Who is calling: app credentials, inbox users (id, HMAC, RS256 JWT) and the admin."""

@@ -1,0 +1,179 @@
+"""One dependency per way of calling Herald; routes declare which they accept."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.apps import repository as apps_repository
+from app.auth import tokens
+from app.auth.principal import Principal, Via
+from app.db import SessionDep
+from app.errors import NO_AUTH, BadRequest, Unauthorized
+from app.kit.secrets import same
+
+# Declared as security schemes so the /docs "Authorize" dialog offers every mode.
+_api_key = APIKeyHeader(name="X-ENGAGESPOT-API-KEY", scheme_name="apiKey", auto_error=False)
+_api_secret = APIKeyHeader(
+    name="X-ENGAGESPOT-API-SECRET", scheme_name="apiSecret", auto_error=False
+)
+_user_id = APIKeyHeader(name="X-ENGAGESPOT-USER-ID", scheme_name="userId", auto_error=False)
+_signature = APIKeyHeader(
+    name="X-ENGAGESPOT-USER-SIGNATURE", scheme_name="userSignature", auto_error=False
+)
+_user_token = HTTPBearer(
+    scheme_name="userToken",
+    description="RS256 user JWT `{sub: 'user:<id>', apiKey}`",
+    auto_error=False,
+)
+_admin_token = HTTPBearer(
+    scheme_name="adminToken", description="HERALD_ADMIN_TOKEN", auto_error=False
+)
+
+MAX_IDENTIFIER = 255
+# Sent by @engagespot/core when no signature is configured.
+_ABSENT = {"", "undefined", "null"}
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    api_key: str | None
+    api_secret: str | None
+    user_id: str | None
+    signature: str | None
+    token: str | None
+
+
+def _present(value: str | None) -> str | None:
+    if value is None or value.strip() in _ABSENT:
+        return None
+    return value.strip()
+
+
+def _bearer(value: str | None) -> str | None:
+    if value and value[:7].lower() == "bearer ":
+        return _present(value[7:])
+    return None
+
+
+async def credentials(
+    request: Request,
+    api_key: Annotated[str | None, Depends(_api_key)],
+    api_secret: Annotated[str | None, Depends(_api_secret)],
+    user_id: Annotated[str | None, Depends(_user_id)],
+    signature: Annotated[str | None, Depends(_signature)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_user_token)],
+) -> Credentials:
+    headers = request.headers
+    # `x-api-key`/`x-api-secret` appear in Engagespot's own curl examples;
+    # `Authentication: Bearer` is the spelling in its API reference.
+    return Credentials(
+        api_key=_present(api_key or headers.get("x-api-key")),
+        api_secret=_present(api_secret or headers.get("x-api-secret")),
+        user_id=_present(user_id),
+        signature=_present(signature),
+        token=bearer.credentials if bearer else _bearer(headers.get("authentication")),
+    )
+
+
+async def authenticate(session: AsyncSession, creds: Credentials) -> Principal:
+    """Resolve credentials to a principal, or raise 401."""
+    if creds.token is not None:
+        return await _from_token(session, creds)
+    if creds.api_key is None:
+        raise Unauthorized(NO_AUTH)
+    app = await apps_repository.by_key(session, creds.api_key)
+    if app is None:
+        raise Unauthorized("Invalid API key")
+    if creds.api_secret is not None:
+        if not same(app.api_secret, creds.api_secret):
+            raise Unauthorized("Invalid API secret")
+        return Principal(app=app, via=Via.SECRET, user_identifier=_identifier(creds.user_id))
+    if creds.user_id is None:
+        raise Unauthorized(NO_AUTH)
+    user_id = _identifier(creds.user_id)
+    if app.secure_mode:
+        raise Unauthorized(
+            "This app is in secure mode: authenticate the user with a token "
+            "(Authorization: Bearer <JWT>)"
+        )
+    if app.hmac_enabled:
+        if creds.signature is None or not tokens.signature_ok(
+            app.api_secret, creds.user_id, creds.signature
+        ):
+            raise Unauthorized("Invalid or missing X-ENGAGESPOT-USER-SIGNATURE")
+        return Principal(app=app, via=Via.HMAC, user_identifier=user_id)
+    return Principal(app=app, via=Via.USER_ID, user_identifier=user_id)
+
+
+async def _from_token(session: AsyncSession, creds: Credentials) -> Principal:
+    assert creds.token is not None
+    api_key = tokens.unverified_api_key(creds.token)
+    if creds.api_key is not None and not same(creds.api_key, api_key):
+        raise Unauthorized("The token's apiKey does not match X-ENGAGESPOT-API-KEY")
+    app = await apps_repository.by_key(session, api_key)
+    if app is None:
+        raise Unauthorized("Invalid user token: unknown apiKey")
+    if not app.signing_public_key:
+        raise Unauthorized("Invalid user token: the app has no signing key registered")
+    user = tokens.verified_user(creds.token, app.signing_public_key)
+    return Principal(app=app, via=Via.JWT, user_identifier=_identifier(user))
+
+
+def _identifier(value: str | None) -> str | None:
+    if value is not None and len(value) > MAX_IDENTIFIER:
+        raise Unauthorized(f"User identifier longer than {MAX_IDENTIFIER} characters")
+    return value
+
+
+CredentialsDep = Annotated[Credentials, Depends(credentials)]
+
+
+async def any_caller(session: SessionDep, creds: CredentialsDep) -> Principal:
+    return await authenticate(session, creds)
+
+
+async def backend(session: SessionDep, creds: CredentialsDep) -> Principal:
+    principal = await authenticate(session, creds)
+    if not principal.is_backend:
+        raise Unauthorized(
+            "This route needs the app's credentials: X-ENGAGESPOT-API-KEY and "
+            "X-ENGAGESPOT-API-SECRET"
+        )
+    return principal
+
+
+async def inbox_actor(request: Request, session: SessionDep, creds: CredentialsDep) -> Principal:
+    """A user, or a backend acting on any notification of its app (as @engagespot/node does)."""
+    principal = await authenticate(session, creds)
+    if principal.is_backend and principal.user_identifier is None:
+        hinted = _present(request.query_params.get("userIdentifier"))
+        if hinted is not None:
+            if len(hinted) > MAX_IDENTIFIER:
+                raise BadRequest(f"userIdentifier longer than {MAX_IDENTIFIER} characters")
+            return Principal(app=principal.app, via=principal.via, user_identifier=hinted)
+    return principal
+
+
+async def inbox_user(principal: Annotated[Principal, Depends(inbox_actor)]) -> Principal:
+    if principal.user_identifier is None:
+        raise BadRequest("userIdentifier is required when authenticating with the API secret")
+    return principal
+
+
+async def admin(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_token)],
+) -> None:
+    expected: str = request.app.state.admin_token
+    if bearer is None or not same(bearer.credentials, expected):
+        raise Unauthorized("Admin API: Authorization: Bearer <admin token> is required")
+
+
+AnyCaller = Annotated[Principal, Depends(any_caller)]
+BackendApp = Annotated[Principal, Depends(backend)]
+InboxActor = Annotated[Principal, Depends(inbox_actor)]
+InboxUser = Annotated[Principal, Depends(inbox_user)]
+AdminDep = Depends(admin)

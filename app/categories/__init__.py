@@ -1,0 +1,1 @@
+"""Notification categories (inbox tabs and preference rows)."""

@@ -1,0 +1,1 @@
+"""Devices a user connected from, with their web-push subscriptions."""

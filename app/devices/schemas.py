@@ -1,0 +1,23 @@
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Key = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class PushKeys(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    p256dh: Key
+    auth: Key
+
+
+class WebPushSubscription(BaseModel):
+    """The browser's PushSubscription.toJSON()."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    endpoint: Annotated[str, StringConstraints(pattern=r"^https://", max_length=2048)]
+    expirationTime: float | None = None
+    keys: PushKeys = Field()

@@ -1,0 +1,43 @@
+"""The embedded PostgreSQL (pgserver) used when no database URL is configured."""
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger("herald.embedded")
+
+
+class EmbeddedPostgres:
+    """A pgserver instance in `data_dir/pgdata`, kept across restarts."""
+
+    def __init__(self, data_dir: Path):
+        self.pgdata = (data_dir / "pgdata").resolve()
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or join) the server and return an asyncpg URL for it."""
+        import pgserver
+
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        log.info("starting embedded PostgreSQL in %s", self.pgdata)
+        self._server = pgserver.get_server(  # type: ignore[attr-defined]
+            self.pgdata, cleanup_mode="stop"
+        )
+        return asyncpg_url(self._server.get_uri())
+
+    def stop(self) -> None:
+        # uvicorn re-raises SIGTERM after its shutdown, so atexit hooks never run;
+        # the lifespan calls this explicitly.
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def asyncpg_url(uri: str) -> str:
+    """Turn pgserver's `postgresql://postgres:@/postgres?host=/sock` into an asyncpg URL."""
+    parts = urlsplit(uri)
+    host = parse_qs(parts.query).get("host", [""])[0]
+    user = parts.username or "postgres"
+    database = parts.path.lstrip("/") or "postgres"
+    return f"postgresql+asyncpg://{user}@/{database}?host={host}"

@@ -1,0 +1,148 @@
+"""Errors rendered in Engagespot's shape: {"status": "error", "message": …}."""
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("herald.errors")
+
+
+class AppError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str | list[str], *, headers: dict[str, str] | None = None):
+        super().__init__(message if isinstance(message, str) else "; ".join(message))
+        self.message = message
+        self.headers = headers
+
+
+class BadRequest(AppError):
+    status_code = 400
+
+    def __init__(self, message: str | list[str]):
+        # The seed prints validation errors as a list of strings.
+        super().__init__([message] if isinstance(message, str) else message)
+
+
+class Unauthorized(AppError):
+    status_code = 401
+
+
+class Forbidden(AppError):
+    status_code = 403
+
+
+class NotFound(AppError):
+    status_code = 404
+
+
+class Conflict(AppError):
+    status_code = 409
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+
+
+class Unprocessable(AppError):
+    status_code = 422
+
+
+NO_AUTH = "No auth params (or combination of params) were found in the request"
+
+
+def error_body(message: str | Sequence[str], status_code: int) -> dict[str, Any]:
+    msg: str | list[str] = message if isinstance(message, str) else list(message)
+    return {"status": "error", "statusCode": status_code, "message": msg}
+
+
+def error_response(
+    message: str | Sequence[str], status_code: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(message, status_code), status_code=status_code, headers=headers)
+
+
+_SHAPES = {
+    "model_attributes_type": "must be an object",
+    "model_type": "must be an object",
+    "dict_type": "must be an object",
+    "list_type": "must be an array",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be a boolean",
+    "bool_parsing": "must be a boolean",
+    "datetime_type": "must be an ISO 8601 date-time",
+    "datetime_parsing": "must be an ISO 8601 date-time",
+    "datetime_from_date_parsing": "must be an ISO 8601 date-time",
+}
+
+
+def _describe(err: dict[str, Any]) -> str:
+    """Say what is wrong the way Engagespot's validator does: `notification must be an object`."""
+    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    # Drop pydantic's union-branch labels such as `str` or `InlineRecipient`.
+    loc = [p for p in loc if not (p[:1].isupper() or p in ("str", "int", "constrained-str"))]
+    where = ".".join(loc) or "request body"
+    kind = str(err.get("type", ""))
+    ctx = err.get("ctx") or {}
+    if kind == "json_invalid":
+        return "request body is not valid JSON"
+    if kind == "missing":
+        return f"{where} is required"
+    if kind in _SHAPES:
+        return f"{where} {_SHAPES[kind]}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"{where} must not be greater than {ctx.get('le', ctx.get('lt'))}"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"{where} must not be less than {ctx.get('ge', ctx.get('gt'))}"
+    if kind == "string_too_long":
+        return f"{where} must be shorter than or equal to {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        return f"{where} should not be empty"
+    if kind == "too_long":
+        return f"{where} must contain no more than {ctx.get('max_length')} elements"
+    if kind == "literal_error":
+        return f"{where} must be one of the following values: {ctx.get('expected', '')}"
+    if kind == "extra_forbidden":
+        return f"property {where} should not exist"
+    return f"{where}: {err.get('msg', 'is invalid')}"
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return error_response(exc.message, exc.status_code, exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    messages = list(dict.fromkeys(_describe(e) for e in exc.errors()))
+    return error_response(messages or ["request is invalid"], 400)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else "error"
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "Route not found"
+    return error_response(detail, exc.status_code, dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response("Internal server error", 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,16 @@
+"""Timestamps as the Engagespot API writes them."""
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """Render `2024-01-28T10:37:18.302Z` (millisecond precision, Z suffix), as the SDKs expect."""
+    if value is None:
+        return None
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )

@@ -1,0 +1,8 @@
+"""Shared field types."""
+
+from typing import Annotated
+
+from pydantic import Field
+
+# A BIGINT key: bounded here so an oversized number is a 400, not a database error.
+DbId = Annotated[int, Field(ge=1, le=2**63 - 1)]

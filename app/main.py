@@ -1,0 +1,131 @@
+"""The ASGI application: routers, error handlers, middleware, and the database lifecycle."""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.apps.router import router as admin_apps_router
+from app.categories.router import router as categories_router
+from app.config import Settings, get_settings
+from app.db import make_engine, make_sessionmaker
+from app.devices.router import router as devices_router
+from app.edge import Edge
+from app.errors import error_response, install_error_handlers
+from app.notifications.router import router as notifications_router
+from app.preferences.router import router as preferences_router
+from app.sdk.router import router as sdk_router
+from app.users.router import router as users_router
+
+DESCRIPTION = """
+Herald speaks the Engagespot v3 REST API. Point an Engagespot SDK at this server's base URL.
+
+Authenticate with one of: **apiKey + apiSecret** (backends), **apiKey + userId** (inbox,
+non-secure apps; add **userSignature** when HMAC is on), **userToken** (RS256 JWT, secure mode),
+or **adminToken** for `/admin`.
+"""
+
+CORS_HEADERS = [
+    "Authorization",
+    "Authentication",
+    "Content-Type",
+    "Cache-Control",
+    "Pragma",
+    "Expires",
+    "X-ENGAGESPOT-API-KEY",
+    "X-ENGAGESPOT-API-SECRET",
+    "X-ENGAGESPOT-USER-ID",
+    "X-ENGAGESPOT-USER-SIGNATURE",
+    "X-ENGAGESPOT-DEVICE-ID",
+    "X-Request-ID",
+    "Idempotency-Key",
+]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database_url: str | None = None,
+    admin_token: str | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = database_url or settings.database_url
+        if url is None:
+            raise RuntimeError("no database URL: start Herald with `herald serve`")
+        engine = make_engine(url, pool_size=settings.db_pool_size)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+            if on_shutdown is not None:
+                on_shutdown()
+
+    app = FastAPI(
+        title="Herald",
+        version="0.1.0",
+        summary="Self-hosted notifications, Engagespot v3 compatible",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.admin_token = admin_token or (
+        settings.admin_token.get_secret_value() if settings.admin_token else ""
+    )
+    install_error_handlers(app)
+
+    v3 = APIRouter(prefix="/v3")
+    for router in (
+        notifications_router,
+        categories_router,
+        users_router,
+        preferences_router,
+        sdk_router,
+        devices_router,
+    ):
+        v3.include_router(router)
+    app.include_router(v3)
+    app.include_router(admin_apps_router)
+    app.include_router(_health())
+
+    app.add_middleware(
+        Edge, max_body=settings.max_body_bytes, max_headers=settings.max_header_bytes
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=CORS_HEADERS,
+        expose_headers=["X-Request-ID", "Retry-After"],
+        max_age=600,
+    )
+    return app
+
+
+def _health() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        """Answer while the process is up."""
+        return {"status": "ok"}
+
+    @router.get("/ready", response_model=None)
+    async def ready(request: Request) -> dict[str, str] | JSONResponse:
+        """Answer 200 when the database answers, 503 otherwise."""
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return error_response("database unavailable", 503)
+        return {"status": "ok"}
+
+    return router

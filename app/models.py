@@ -1,0 +1,20 @@
+"""Every ORM model, imported once so Alembic and the app see the whole schema."""
+
+from app.apps.models import App
+from app.categories.models import Category
+from app.db import Base
+from app.devices.models import Device
+from app.notifications.models import Notification, NotificationRequest
+from app.preferences.models import Preference
+from app.users.models import User
+
+__all__ = [
+    "App",
+    "Base",
+    "Category",
+    "Device",
+    "Notification",
+    "NotificationRequest",
+    "Preference",
+    "User",
+]

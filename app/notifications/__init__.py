@@ -1,0 +1,1 @@
+"""Sending notifications and the in-app inbox."""

@@ -1,0 +1,177 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+
+from app.auth.dependencies import BackendApp, InboxActor, InboxUser
+from app.config import SettingsDep
+from app.db import SessionDep
+from app.kit.bodies import optional_object, truthy
+from app.kit.timefmt import utcnow
+from app.kit.types import DbId
+from app.notifications import send, service
+from app.notifications.schemas import (
+    Done,
+    InboxFilter,
+    InboxPage,
+    NotificationRead,
+    SendAccepted,
+    SendRequest,
+    StateChange,
+)
+
+router = APIRouter(tags=["notifications"])
+
+PageNo = Annotated[int, Query(alias="pageNo", ge=1, le=1_000_000)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Optional255 = Annotated[str | None, Query(max_length=255)]
+
+
+@router.post("/notifications", status_code=status.HTTP_202_ACCEPTED, response_model=SendAccepted)
+async def send_notification(
+    session: SessionDep, principal: BackendApp, settings: SettingsDep, body: SendRequest
+) -> SendAccepted:
+    """Send a notification to recipients; their inbox rows exist when this answers 202."""
+    request_id = await send.accept(
+        session, app_id=principal.app.id, body=body, max_recipients=settings.max_recipients
+    )
+    return SendAccepted(requestId=str(request_id))
+
+
+@router.get("/notifications", response_model=InboxPage)
+async def list_notifications(
+    session: SessionDep,
+    principal: InboxUser,
+    page_no: PageNo = 1,
+    limit: Limit = 15,
+    filter: Annotated[InboxFilter | None, Query()] = None,
+    category: Optional255 = None,
+    tenant_identifier: Annotated[
+        str | None, Query(alias="tenantIdentifier", max_length=255)
+    ] = None,
+    user_identifier: Annotated[str | None, Query(alias="userIdentifier", max_length=255)] = None,
+) -> InboxPage:
+    """List the user's inbox, newest first (backends pass `userIdentifier`)."""
+    del user_identifier  # consumed by the auth dependency; declared here for /docs
+    assert principal.user_identifier is not None
+    return await service.page(
+        session,
+        app_id=principal.app.id,
+        identifier=principal.user_identifier,
+        page_no=page_no,
+        limit=limit,
+        state_filter=filter,
+        category=category,
+        tenant=tenant_identifier,
+    )
+
+
+@router.post("/notifications/markAllNotificationsAsSeen", response_model=Done)
+async def mark_all_seen(
+    session: SessionDep,
+    principal: InboxUser,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    limit: Limit = 15,
+) -> Done:
+    """Mark one inbox page (default: the newest 15) as seen."""
+    assert principal.user_identifier is not None
+    n = await service.mark_page_seen(
+        session,
+        app_id=principal.app.id,
+        identifier=principal.user_identifier,
+        page_no=page,
+        limit=limit,
+    )
+    return Done(message=f"{n} notifications marked as seen")
+
+
+@router.post("/notifications/markAllNotificationsAsRead", response_model=Done)
+async def mark_all_read(session: SessionDep, principal: InboxUser) -> Done:
+    """Mark every notification in the inbox as read (clicked)."""
+    assert principal.user_identifier is not None
+    n = await service.mark_all(
+        session,
+        app_id=principal.app.id,
+        identifier=principal.user_identifier,
+        values=service.clicked(utcnow()),
+    )
+    return Done(message=f"{n} notifications marked as read")
+
+
+@router.post("/notifications/markAllNotificationsAsDeleted", response_model=Done)
+async def mark_all_deleted(session: SessionDep, principal: InboxUser) -> Done:
+    """Delete every notification in the inbox."""
+    assert principal.user_identifier is not None
+    n = await service.mark_all(
+        session,
+        app_id=principal.app.id,
+        identifier=principal.user_identifier,
+        values={"deleted_at": utcnow()},
+    )
+    return Done(message=f"{n} notifications deleted")
+
+
+@router.get("/notifications/{notification_id}", response_model=NotificationRead)
+async def get_notification(
+    session: SessionDep, principal: InboxActor, notification_id: DbId
+) -> NotificationRead:
+    """Read one notification; this also marks it seen."""
+    return await service.mark(session, principal, notification_id, service.seen(utcnow()))
+
+
+@router.delete("/notifications/{notification_id}", response_model=Done)
+async def delete_notification(
+    session: SessionDep, principal: InboxActor, notification_id: DbId
+) -> Done:
+    """Delete one notification from the inbox."""
+    await service.touch(session, principal, notification_id, {"deleted_at": utcnow()})
+    return Done(message="Notification deleted successfully")
+
+
+@router.post("/notifications/{notification_id}/click", response_model=NotificationRead)
+@router.patch("/notifications/{notification_id}/click", response_model=NotificationRead)
+async def click_notification(
+    request: Request, session: SessionDep, principal: InboxActor, notification_id: DbId
+) -> NotificationRead:
+    """Mark a notification read (clicked); `{"read": false}` marks it unread again."""
+    body = await optional_object(request)
+    now = utcnow()
+    values = service.clicked(now) if truthy(body.get("read")) else {"clicked_at": None}
+    return await service.mark(session, principal, notification_id, values)
+
+
+@router.post("/notifications/{notification_id}/views", response_model=NotificationRead)
+async def view_notification(
+    session: SessionDep, principal: InboxActor, notification_id: DbId
+) -> NotificationRead:
+    """Mark a notification seen."""
+    return await service.mark(session, principal, notification_id, service.seen(utcnow()))
+
+
+@router.delete("/notifications/{notification_id}/views", response_model=NotificationRead)
+async def unview_notification(
+    session: SessionDep, principal: InboxActor, notification_id: DbId
+) -> NotificationRead:
+    """Mark a notification unseen."""
+    return await service.mark(session, principal, notification_id, {"seen_at": None})
+
+
+@router.delete("/notifications/{notification_id}/reads", response_model=NotificationRead)
+async def unread_notification(
+    session: SessionDep, principal: InboxActor, notification_id: DbId
+) -> NotificationRead:
+    """Mark a notification unread (not clicked)."""
+    return await service.mark(session, principal, notification_id, {"clicked_at": None})
+
+
+@router.put("/notifications/{notification_id}/state", response_model=NotificationRead)
+async def set_state(
+    session: SessionDep, principal: InboxActor, notification_id: DbId, body: StateChange
+) -> NotificationRead:
+    """Set a notification's state: unread, seen, clicked, or a custom state from its blocks."""
+    values = service.state_values(body, utcnow())
+    if body.delete:
+        # A deleted item leaves the inbox: answer with it as it was, in its new state.
+        before = await service.read_one(session, principal, notification_id)
+        await service.touch(session, principal, notification_id, values)
+        return before.model_copy(update={"state": body.state})
+    return await service.mark(session, principal, notification_id, values)

@@ -1,0 +1,154 @@
+"""Rules for the inbox: listing, reading and changing the state of items."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, literal
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal
+from app.categories import repository as categories_repository
+from app.errors import NotFound
+from app.kit.timefmt import utcnow
+from app.notifications import repository
+from app.notifications.models import Notification
+from app.notifications.schemas import (
+    InboxFilter,
+    InboxPage,
+    NotificationRead,
+    Pagination,
+    StateChange,
+)
+from app.users import repository as users_repository
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    app_id: int,
+    identifier: str,
+    page_no: int,
+    limit: int,
+    state_filter: InboxFilter | None,
+    category: str | None,
+    tenant: str | None,
+) -> InboxPage:
+    empty = InboxPage(
+        unreadCount=0,
+        pagination=Pagination(totalCount=0, pageNo=page_no, limit=limit, totalPages=0),
+        data=[],
+    )
+    user_id = await users_repository.id_of(session, app_id, identifier)
+    if user_id is None:
+        return empty
+    category_id: int | None = None
+    if category:
+        found = await categories_repository.by_identifier(session, app_id, category)
+        if found is None:
+            return empty
+        category_id = found.id
+    scope = repository.inbox(user_id, category_id=category_id, tenant=tenant)
+    listed = repository.inbox(
+        user_id, category_id=category_id, tenant=tenant, state_filter=state_filter
+    )
+    total = await repository.count(session, listed)
+    unread = await repository.count(session, [*scope, *repository.unseen()])
+    rows = await repository.page(session, listed, offset=(page_no - 1) * limit, limit=limit)
+    return InboxPage(
+        unreadCount=unread,
+        pagination=Pagination(
+            totalCount=total, pageNo=page_no, limit=limit, totalPages=-(-total // limit)
+        ),
+        data=[NotificationRead.of(n, c) for n, c in rows],
+    )
+
+
+async def unread_count(session: AsyncSession, *, user_id: int) -> int:
+    return await repository.count(session, [*repository.inbox(user_id), *repository.unseen()])
+
+
+async def read_one(
+    session: AsyncSession, principal: Principal, notification_id: int
+) -> NotificationRead:
+    found = await repository.one(
+        session,
+        notification_id,
+        repository.scope(principal.app.id, principal.user_identifier),
+    )
+    if found is None:
+        raise NotFound("Notification not found")
+    return NotificationRead.of(*found)
+
+
+async def touch(
+    session: AsyncSession, principal: Principal, notification_id: int, values: dict[str, Any]
+) -> None:
+    """Apply `values` to one item the caller may touch, or raise 404."""
+    conditions = repository.scope(principal.app.id, principal.user_identifier)
+    changed = await repository.change(
+        session, [Notification.id == notification_id, *conditions], values
+    )
+    if not changed:
+        raise NotFound("Notification not found")
+
+
+async def mark(
+    session: AsyncSession, principal: Principal, notification_id: int, values: dict[str, Any]
+) -> NotificationRead:
+    await touch(session, principal, notification_id, values)
+    return await read_one(session, principal, notification_id)
+
+
+def seen(now: datetime) -> dict[str, Any]:
+    return {"seen_at": func.coalesce(Notification.seen_at, now)}
+
+
+def clicked(now: datetime) -> dict[str, Any]:
+    return {**seen(now), "clicked_at": func.coalesce(Notification.clicked_at, now)}
+
+
+def state_values(change: StateChange, now: datetime) -> dict[str, Any]:
+    """Built-in states move the timestamps; any other value is a custom (block) state."""
+    values: dict[str, Any]
+    if change.state == "unread":
+        values = {"seen_at": None, "clicked_at": None, "state": None}
+    elif change.state == "seen":
+        values = {**seen(now), "clicked_at": None, "state": None}
+    elif change.state in ("clicked", "read"):
+        values = {**clicked(now), "state": None}
+    else:
+        values = {**seen(now), "state": change.state, "interacted_at": now}
+    if change.data:
+        values["data"] = func.coalesce(Notification.data, func.jsonb_build_object()).op("||")(
+            literal(change.data, JSONB)
+        )
+    if change.delete:
+        values["deleted_at"] = now
+    return values
+
+
+async def mark_page_seen(
+    session: AsyncSession, *, app_id: int, identifier: str, page_no: int, limit: int
+) -> int:
+    user_id = await users_repository.id_of(session, app_id, identifier)
+    if user_id is None:
+        return 0
+    ids = await repository.page_ids(
+        session, repository.inbox(user_id), offset=(page_no - 1) * limit, limit=limit
+    )
+    changed = await repository.change(
+        session,
+        [Notification.id.in_(ids), Notification.seen_at.is_(None)],
+        {"seen_at": utcnow()},
+    )
+    return len(changed)
+
+
+async def mark_all(
+    session: AsyncSession, *, app_id: int, identifier: str, values: dict[str, Any]
+) -> int:
+    user_id = await users_repository.id_of(session, app_id, identifier)
+    if user_id is None:
+        return 0
+    return len(await repository.change(session, repository.inbox(user_id), values))

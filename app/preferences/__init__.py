@@ -1,0 +1,1 @@
+"""Per-user delivery preferences by category and channel."""

@@ -1,0 +1,49 @@
+"""SQL for preferences."""
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.categories.models import Category
+from app.preferences.models import Preference
+
+
+async def rules_of(session: AsyncSession, user_id: int) -> list[tuple[Category, str, bool]]:
+    rows = await session.execute(
+        select(Category, Preference.channel, Preference.enabled)
+        .join(Preference, Preference.category_id == Category.id)
+        .where(Preference.user_id == user_id)
+        .order_by(Category.id, Preference.channel)
+    )
+    return [(c, ch, en) for c, ch, en in rows]
+
+
+async def upsert(session: AsyncSession, rows: list[dict[str, object]]) -> None:
+    if not rows:
+        return
+    stmt = insert(Preference).values(rows)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["user_id", "category_id", "channel"],
+            set_={"enabled": stmt.excluded.enabled},
+        )
+    )
+
+
+async def opted_out(
+    session: AsyncSession, *, category_id: int, channel: str, user_ids: Sequence[int]
+) -> set[int]:
+    """The users among `user_ids` who turned `channel` off for the category."""
+    if not user_ids:
+        return set()
+    found = await session.scalars(
+        select(Preference.user_id).where(
+            Preference.category_id == category_id,
+            Preference.channel == channel,
+            Preference.enabled.is_(False),
+            Preference.user_id.in_(user_ids),
+        )
+    )
+    return set(found)

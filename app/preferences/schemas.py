@@ -1,0 +1,49 @@
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.kit.types import DbId
+
+Channel = Literal[
+    "inApp",
+    "webPush",
+    "email",
+    "mobilePush",
+    "sms",
+    "whatsapp",
+    "slack",
+    "discord",
+    "webhook",
+    "chat",
+]
+
+
+class ChannelPreference(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    channel: Channel
+    enabled: bool
+
+
+class CategoryPreference(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    categoryId: DbId
+    channels: list[ChannelPreference] = Field(max_length=20)
+
+
+class PreferencesUpdate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    preference: list[CategoryPreference] = Field(max_length=500)
+
+
+class CategorySummary(BaseModel):
+    id: int
+    name: str
+    identifier: str
+
+
+class PreferenceRead(BaseModel):
+    category: CategorySummary
+    channelPreferences: list[ChannelPreference]

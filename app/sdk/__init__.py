@@ -1,0 +1,1 @@
+"""The front-end SDKs' handshake (/v3/sdk/connect)."""

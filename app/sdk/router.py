@@ -1,0 +1,59 @@
+from fastapi import APIRouter, Request
+
+from app.auth.dependencies import InboxUser
+from app.categories import repository as categories_repository
+from app.categories.schemas import CategoryRead
+from app.db import SessionDep
+from app.devices import repository as devices_repository
+from app.errors import BadRequest
+from app.kit.bodies import optional_object
+from app.notifications import service as notifications_service
+from app.sdk.schemas import Connected, ConnectedApp
+from app.users import service as users_service
+
+router = APIRouter(tags=["sdk"])
+
+
+def _short(body: dict[str, object], key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 32:
+        raise BadRequest(f"{key} must be a string of at most 32 characters")
+    return value
+
+
+@router.post("/sdk/connect", response_model=Connected)
+async def connect(request: Request, session: SessionDep, principal: InboxUser) -> Connected:
+    """Identify the user (created if new), register the device, and describe the app."""
+    assert principal.user_identifier is not None
+    body = await optional_object(request)
+    device_type, browser_type = _short(body, "deviceType"), _short(body, "browserType")
+    device_id = request.headers.get("x-engagespot-device-id", "").strip()
+    if len(device_id) > 255:
+        raise BadRequest("X-ENGAGESPOT-DEVICE-ID must be at most 255 characters")
+    user = await users_service.locked(
+        session, app_id=principal.app.id, identifier=principal.user_identifier
+    )
+    if device_id:
+        await devices_repository.register(
+            session,
+            user_id=user.id,
+            device_identifier=device_id,
+            device_type=device_type,
+            browser_type=browser_type,
+        )
+    app = principal.app
+    categories = await categories_repository.list_for_app(session, app.id)
+    return Connected(
+        unreadCount=await notifications_service.unread_count(session, user_id=user.id),
+        app=ConnectedApp(
+            id=app.id,
+            name=app.name,
+            publicKey=app.vapid_public_key,
+            enableWebPush="webPush" in app.channels,
+            hideBranding=True,
+            channels=list(app.channels),
+            categories=[CategoryRead.of(c) for c in categories],
+        ),
+    )

@@ -1,0 +1,1 @@
+"""App users (recipients) and their profiles."""

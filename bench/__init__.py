@@ -1,0 +1,1 @@
+"""Load scripts; results in bench/RESULTS.md."""

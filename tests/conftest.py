@@ -1,0 +1,126 @@
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.db import make_engine
+from app.main import create_app
+from app.runtime import migrate
+from tests import db
+from tests.factories import Creds, make_app
+from tests.live import running_server
+
+ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    with db.server_url() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> str:
+    # Sync on purpose: Alembic's env.py runs its own event loop.
+    url = asyncio.run(db.recreate(server_url))
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        data_dir=db.scratch_dir(),
+        cors_origins=["*"],
+    )
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session in an outer transaction that is rolled back after the test.
+
+    The app under test shares this connection; its commits only release savepoints."""
+    async with engine.connect() as conn:
+        outer = await conn.begin()
+        maker = async_sessionmaker(
+            bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        async with maker() as session:
+            session.info["maker"] = maker
+            yield session
+        await outer.rollback()
+
+
+@pytest.fixture
+def app(settings: Settings, session: AsyncSession, engine: AsyncEngine) -> FastAPI:
+    application = create_app(settings)
+    application.state.sessionmaker = session.info["maker"]
+    application.state.engine = engine
+    return application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as c:
+        yield c
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+async def creds(session: AsyncSession) -> Creds:
+    _, c = await make_app(session)
+    await session.flush()
+    return c
+
+
+@pytest.fixture
+async def other(session: AsyncSession) -> Creds:
+    """A second tenant, for cross-app attempts."""
+    _, c = await make_app(session, name="other")
+    await session.flush()
+    return c
+
+
+def pytest_report_header() -> str:
+    where = os.environ.get("HERALD_TEST_DATABASE_URL") or "embedded PostgreSQL (.herald-test/)"
+    return f"herald test database server: {where}"
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[str]:
+    """A real `herald serve` process on the test database; yields its base URL (no /v3)."""
+    with running_server(database_url, admin_token=ADMIN_TOKEN) as base:
+        yield base
+
+
+@pytest.fixture
+def live_app(live_server: str) -> Creds:
+    """A fresh app on the live server (tenant isolation stands in for rollback there)."""
+    response = httpx.post(
+        f"{live_server}/admin/apps",
+        json={"name": "live-" + secrets.token_hex(4)},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return Creds(body["id"], body["apiKey"], body["apiSecret"])

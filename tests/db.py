@@ -1,0 +1,53 @@
+"""The test database: a fresh `herald_test` database on the embedded (or given) server."""
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+
+from app.embedded import EmbeddedPostgres
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DB = "herald_test"
+
+
+@contextmanager
+def server_url() -> Iterator[str]:
+    """HERALD_TEST_DATABASE_URL, or an embedded PostgreSQL kept in .herald-test/."""
+    given = os.environ.get("HERALD_TEST_DATABASE_URL")
+    if given:
+        yield given.replace("postgresql://", "postgresql+asyncpg://", 1)
+        return
+    embedded = EmbeddedPostgres(ROOT / ".herald-test")
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
+
+
+def plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def with_database(url: str, name: str) -> str:
+    base, _, query = url.partition("?")
+    head = base.rsplit("/", 1)[0]
+    return f"{head}/{name}" + (f"?{query}" if query else "")
+
+
+async def recreate(url: str, name: str = TEST_DB) -> str:
+    """Drop and create database `name` beside the one `url` names; return its URL."""
+    conn = await asyncpg.connect(plain(url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return with_database(url, name)
+
+
+def scratch_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="herald-test-"))
