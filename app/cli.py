@@ -11,7 +11,7 @@ from app import runtime
 from app.apps.models import App
 from app.apps.schemas import AppRead
 from app.config import get_settings
-from app.main import create_app
+from app.main import create_app, served
 
 
 def _logging(level: str) -> None:
@@ -34,7 +34,7 @@ def serve(host: str | None, port: int | None) -> None:
     _banner(host, port, db, token, first)
     app = create_app(settings, database_url=db.url, admin_token=token.value, on_shutdown=db.stop)
     try:
-        uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)
+        uvicorn.run(served(app), host=host, port=port, access_log=False, log_config=None)
     finally:
         db.stop()
 

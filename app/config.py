@@ -49,6 +49,12 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_token(cls, value: object) -> object:
+        # `HERALD_ADMIN_TOKEN=` (as compose passes an unset variable) means "generate one".
+        return None if value == "" else value
+
     @field_validator("admin_token")
     @classmethod
     def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:

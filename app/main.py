@@ -7,6 +7,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.types import ASGIApp
 
 from app.apps.router import router as admin_apps_router
 from app.categories.router import router as categories_router
@@ -17,6 +18,7 @@ from app.edge import Edge
 from app.errors import error_response, install_error_handlers
 from app.notifications.router import router as notifications_router
 from app.preferences.router import router as preferences_router
+from app.realtime.server import Realtime
 from app.sdk.router import router as sdk_router
 from app.users.router import router as users_router
 
@@ -53,6 +55,7 @@ def create_app(
     on_shutdown: Callable[[], None] | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
+    realtime = Realtime(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,9 +65,11 @@ def create_app(
         engine = make_engine(url, pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        await realtime.start(app.state.sessionmaker, url.replace("+asyncpg", "", 1))
         try:
             yield
         finally:
+            await realtime.stop()
             await engine.dispose()
             if on_shutdown is not None:
                 on_shutdown()
@@ -77,6 +82,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.realtime = realtime
     app.state.admin_token = admin_token or (
         settings.admin_token.get_secret_value() if settings.admin_token else ""
     )
@@ -108,6 +114,12 @@ def create_app(
         max_age=600,
     )
     return app
+
+
+def served(app: FastAPI) -> ASGIApp:
+    """The app as uvicorn serves it: socket.io at /socket.io/, the API everywhere else."""
+    realtime: Realtime = app.state.realtime
+    return realtime.wrap(app)
 
 
 def _health() -> APIRouter:

@@ -46,7 +46,7 @@ class Credentials:
     token: str | None
 
 
-def _present(value: str | None) -> str | None:
+def present(value: str | None) -> str | None:
     if value is None or value.strip() in _ABSENT:
         return None
     return value.strip()
@@ -54,7 +54,7 @@ def _present(value: str | None) -> str | None:
 
 def _bearer(value: str | None) -> str | None:
     if value and value[:7].lower() == "bearer ":
-        return _present(value[7:])
+        return present(value[7:])
     return None
 
 
@@ -70,10 +70,10 @@ async def credentials(
     # `x-api-key`/`x-api-secret` appear in Engagespot's own curl examples;
     # `Authentication: Bearer` is the spelling in its API reference.
     return Credentials(
-        api_key=_present(api_key or headers.get("x-api-key")),
-        api_secret=_present(api_secret or headers.get("x-api-secret")),
-        user_id=_present(user_id),
-        signature=_present(signature),
+        api_key=present(api_key or headers.get("x-api-key")),
+        api_secret=present(api_secret or headers.get("x-api-secret")),
+        user_id=present(user_id),
+        signature=present(signature),
         token=bearer.credentials if bearer else _bearer(headers.get("authentication")),
     )
 
@@ -149,7 +149,7 @@ async def inbox_actor(request: Request, session: SessionDep, creds: CredentialsD
     """A user, or a backend acting on any notification of its app (as @engagespot/node does)."""
     principal = await authenticate(session, creds)
     if principal.is_backend and principal.user_identifier is None:
-        hinted = _present(request.query_params.get("userIdentifier"))
+        hinted = present(request.query_params.get("userIdentifier"))
         if hinted is not None:
             if len(hinted) > MAX_IDENTIFIER:
                 raise BadRequest(f"userIdentifier longer than {MAX_IDENTIFIER} characters")

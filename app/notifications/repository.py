@@ -90,16 +90,16 @@ async def change(
     session: AsyncSession,
     conditions: Sequence[ColumnElement[bool]],
     values: dict[str, Any],
-) -> list[int]:
-    """Update the matching rows; return their ids."""
+) -> list[tuple[int, int]]:
+    """Update the matching rows; return their (user id, notification id) pairs."""
     result = await session.execute(
         update(Notification)
         .where(*conditions)
         .values(**values)
-        .returning(Notification.id)
+        .returning(Notification.user_id, Notification.id)
         .execution_options(synchronize_session=False)
     )
-    return list(result.scalars())
+    return [(user_id, notification_id) for user_id, notification_id in result]
 
 
 _FAN_OUT = text(
@@ -110,7 +110,7 @@ _FAN_OUT = text(
            :category_id, :tenant, :created_at
     FROM unnest(CAST(:user_ids AS bigint[])) AS u
     ON CONFLICT (request_id, user_id) DO NOTHING
-    RETURNING id, user_id
+    RETURNING user_id, id
     """
 ).bindparams(bindparam("data", type_=JSONB), bindparam("blocks", type_=JSONB))
 
@@ -124,7 +124,9 @@ async def fan_out(
     content: dict[str, Any],
     created_at: datetime,
 ) -> list[tuple[int, int]]:
-    """Write one inbox row per user in a single statement; a re-run writes nothing twice."""
+    """Write one inbox row per user in a single statement; a re-run writes nothing twice.
+
+    Returns the (user id, notification id) pairs written."""
     if not user_ids:
         return []
     result = await session.execute(
@@ -151,3 +153,18 @@ async def page_ids(
         .limit(limit)
     )
     return list(ids)
+
+
+async def by_ids(
+    session: AsyncSession, ids: Sequence[int]
+) -> list[tuple[Notification, Category | None]]:
+    """Load items for realtime delivery (ids come from committed events)."""
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(Notification, Category)
+        .outerjoin(Category, Category.id == Notification.category_id)
+        .where(Notification.id.in_(ids), Notification.deleted_at.is_(None))
+        .order_by(Notification.id)
+    )
+    return [(n, c) for n, c in rows]

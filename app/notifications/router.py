@@ -93,6 +93,7 @@ async def mark_all_read(session: SessionDep, principal: InboxUser) -> Done:
         app_id=principal.app.id,
         identifier=principal.user_identifier,
         values=service.clicked(utcnow()),
+        event="ALL_NOTIFICATION_READ",
     )
     return Done(message=f"{n} notifications marked as read")
 
@@ -106,6 +107,7 @@ async def mark_all_deleted(session: SessionDep, principal: InboxUser) -> Done:
         app_id=principal.app.id,
         identifier=principal.user_identifier,
         values={"deleted_at": utcnow()},
+        event="ALL_NOTIFICATION_DELETED",
     )
     return Done(message=f"{n} notifications deleted")
 
@@ -115,7 +117,9 @@ async def get_notification(
     session: SessionDep, principal: InboxActor, notification_id: DbId
 ) -> NotificationRead:
     """Read one notification; this also marks it seen."""
-    return await service.mark(session, principal, notification_id, service.seen(utcnow()))
+    return await service.mark(
+        session, principal, notification_id, service.seen(utcnow()), "NOTIFICATION_SEEN"
+    )
 
 
 @router.delete("/notifications/{notification_id}", response_model=Done)
@@ -123,7 +127,9 @@ async def delete_notification(
     session: SessionDep, principal: InboxActor, notification_id: DbId
 ) -> Done:
     """Delete one notification from the inbox."""
-    await service.touch(session, principal, notification_id, {"deleted_at": utcnow()})
+    await service.touch(
+        session, principal, notification_id, {"deleted_at": utcnow()}, "NOTIFICATION_DELETED"
+    )
     return Done(message="Notification deleted successfully")
 
 
@@ -135,8 +141,13 @@ async def click_notification(
     """Mark a notification read (clicked); `{"read": false}` marks it unread again."""
     body = await optional_object(request)
     now = utcnow()
-    values = service.clicked(now) if truthy(body.get("read")) else {"clicked_at": None}
-    return await service.mark(session, principal, notification_id, values)
+    if truthy(body.get("read")):
+        return await service.mark(
+            session, principal, notification_id, service.clicked(now), "NOTIFICATION_READ"
+        )
+    return await service.mark(
+        session, principal, notification_id, {"clicked_at": None}, "NOTIFICATION_SEEN"
+    )
 
 
 @router.post("/notifications/{notification_id}/views", response_model=NotificationRead)
@@ -144,7 +155,9 @@ async def view_notification(
     session: SessionDep, principal: InboxActor, notification_id: DbId
 ) -> NotificationRead:
     """Mark a notification seen."""
-    return await service.mark(session, principal, notification_id, service.seen(utcnow()))
+    return await service.mark(
+        session, principal, notification_id, service.seen(utcnow()), "NOTIFICATION_SEEN"
+    )
 
 
 @router.delete("/notifications/{notification_id}/views", response_model=NotificationRead)
@@ -152,7 +165,9 @@ async def unview_notification(
     session: SessionDep, principal: InboxActor, notification_id: DbId
 ) -> NotificationRead:
     """Mark a notification unseen."""
-    return await service.mark(session, principal, notification_id, {"seen_at": None})
+    return await service.mark(
+        session, principal, notification_id, {"seen_at": None}, "NOTIFICATION_SEEN"
+    )
 
 
 @router.delete("/notifications/{notification_id}/reads", response_model=NotificationRead)
@@ -160,7 +175,9 @@ async def unread_notification(
     session: SessionDep, principal: InboxActor, notification_id: DbId
 ) -> NotificationRead:
     """Mark a notification unread (not clicked)."""
-    return await service.mark(session, principal, notification_id, {"clicked_at": None})
+    return await service.mark(
+        session, principal, notification_id, {"clicked_at": None}, "NOTIFICATION_SEEN"
+    )
 
 
 @router.put("/notifications/{notification_id}/state", response_model=NotificationRead)
@@ -172,6 +189,8 @@ async def set_state(
     if body.delete:
         # A deleted item leaves the inbox: answer with it as it was, in its new state.
         before = await service.read_one(session, principal, notification_id)
-        await service.touch(session, principal, notification_id, values)
+        await service.touch(session, principal, notification_id, values, "NOTIFICATION_DELETED")
         return before.model_copy(update={"state": body.state})
-    return await service.mark(session, principal, notification_id, values)
+    return await service.mark(
+        session, principal, notification_id, values, "NOTIFICATION_INTERACTED"
+    )

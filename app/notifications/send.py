@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.categories import repository as categories_repository
 from app.errors import BadRequest
 from app.kit.timefmt import utcnow
-from app.notifications import repository
+from app.notifications import events, repository
 from app.notifications.models import NotificationRequest
 from app.notifications.schemas import InlineRecipient, Recipient, SendRequest
 from app.preferences import repository as preferences_repository
@@ -107,7 +107,7 @@ async def accept(
                 session, category_id=category_id, channel=IN_APP, user_ids=targets
             )
             targets = [u for u in targets if u not in muted]
-        await repository.fan_out(
+        written = await repository.fan_out(
             session,
             app_id=app_id,
             request_id=request_id,
@@ -115,4 +115,5 @@ async def accept(
             content=inbox_content(body, category_id),
             created_at=now,
         )
+        await events.publish(session, "NEW_NOTIFICATION", written)
     return request_id

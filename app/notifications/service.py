@@ -11,7 +11,7 @@ from app.auth.principal import Principal
 from app.categories import repository as categories_repository
 from app.errors import NotFound
 from app.kit.timefmt import utcnow
-from app.notifications import repository
+from app.notifications import events, repository
 from app.notifications.models import Notification
 from app.notifications.schemas import (
     InboxFilter,
@@ -82,21 +82,30 @@ async def read_one(
 
 
 async def touch(
-    session: AsyncSession, principal: Principal, notification_id: int, values: dict[str, Any]
+    session: AsyncSession,
+    principal: Principal,
+    notification_id: int,
+    values: dict[str, Any],
+    event: events.Event,
 ) -> None:
-    """Apply `values` to one item the caller may touch, or raise 404."""
+    """Apply `values` to one item the caller may touch and announce `event`, or raise 404."""
     conditions = repository.scope(principal.app.id, principal.user_identifier)
     changed = await repository.change(
         session, [Notification.id == notification_id, *conditions], values
     )
     if not changed:
         raise NotFound("Notification not found")
+    await events.publish(session, event, changed)
 
 
 async def mark(
-    session: AsyncSession, principal: Principal, notification_id: int, values: dict[str, Any]
+    session: AsyncSession,
+    principal: Principal,
+    notification_id: int,
+    values: dict[str, Any],
+    event: events.Event,
 ) -> NotificationRead:
-    await touch(session, principal, notification_id, values)
+    await touch(session, principal, notification_id, values, event)
     return await read_one(session, principal, notification_id)
 
 
@@ -142,13 +151,23 @@ async def mark_page_seen(
         [Notification.id.in_(ids), Notification.seen_at.is_(None)],
         {"seen_at": utcnow()},
     )
+    if changed:
+        await events.publish(session, "NOTIFICATION_SEEN", [(user_id, None)])
     return len(changed)
 
 
 async def mark_all(
-    session: AsyncSession, *, app_id: int, identifier: str, values: dict[str, Any]
+    session: AsyncSession,
+    *,
+    app_id: int,
+    identifier: str,
+    values: dict[str, Any],
+    event: events.Event,
 ) -> int:
     user_id = await users_repository.id_of(session, app_id, identifier)
     if user_id is None:
         return 0
-    return len(await repository.change(session, repository.inbox(user_id), values))
+    changed = await repository.change(session, repository.inbox(user_id), values)
+    # Announced even when nothing changed: other tabs may hold a stale view.
+    await events.publish(session, event, [(user_id, None)])
+    return len(changed)

@@ -1,0 +1,1 @@
+"""Live inbox updates over socket.io, fed by PostgreSQL LISTEN in every process."""

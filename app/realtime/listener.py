@@ -1,0 +1,88 @@
+"""One LISTEN connection per process, reconnecting by itself."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger("herald.realtime")
+
+
+class Listener:
+    """Hands every NOTIFY payload on `channel` to `handler`, in order, one at a time.
+
+    A dropped connection or a database restart is retried with backoff; events published
+    while disconnected are lost to this process (clients refetch when their socket
+    reconnects), but never delivered twice."""
+
+    def __init__(
+        self,
+        dsn: str,
+        channel: str,
+        handler: Callable[[str], Awaitable[None]],
+        *,
+        health_every: float = 5.0,
+    ):
+        self.dsn = dsn
+        self.channel = channel
+        self.handler = handler
+        self.health_every = health_every
+        self.listening = asyncio.Event()
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="herald-listen"),
+            asyncio.create_task(self._consume(), name="herald-dispatch"),
+        ]
+        # Start-up waits briefly so events sent right after boot are heard; a database
+        # that is down does not block start-up, the loop keeps retrying.
+        try:
+            await asyncio.wait_for(self.listening.wait(), timeout=10)
+        except TimeoutError:
+            log.warning("realtime: LISTEN not established yet; retrying in the background")
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._queue.put_nowait(payload)
+
+    async def _listen(self) -> None:
+        backoff = 0.2
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=10)
+                await conn.add_listener(self.channel, self._on_notify)
+                self.listening.set()
+                backoff = 0.2
+                log.info("realtime: listening on %s", self.channel)
+                while not conn.is_closed():
+                    await asyncio.sleep(self.health_every)
+                    await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=5)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("realtime: LISTEN connection lost (%s); reconnecting", exc)
+            finally:
+                self.listening.clear()
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _consume(self) -> None:
+        while True:
+            payload = await self._queue.get()
+            try:
+                await self.handler(payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("realtime: failed to dispatch %s", payload[:200])
