@@ -26,11 +26,12 @@ def server_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def database_url(server_url: str) -> str:
+def database_url(server_url: str) -> Iterator[str]:
     # Sync on purpose: Alembic's env.py runs its own event loop.
     url = asyncio.run(db.recreate(server_url))
     migrate(url)
-    return url
+    yield url
+    asyncio.run(db.drop(server_url))
 
 
 @pytest.fixture(scope="session")

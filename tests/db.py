@@ -11,7 +11,8 @@ import asyncpg
 from app.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_DB = "herald_test"
+# One database per pytest process, so concurrent runs on one server never collide.
+TEST_DB = f"herald_test_{os.getpid()}"
 
 
 @contextmanager
@@ -39,14 +40,30 @@ def with_database(url: str, name: str) -> str:
 
 
 async def recreate(url: str, name: str = TEST_DB) -> str:
-    """Drop and create database `name` beside the one `url` names; return its URL."""
+    """Drop and create database `name` beside the one `url` names; return its URL.
+
+    Databases left by test processes that no longer run are dropped on the way."""
     conn = await asyncpg.connect(plain(url))
     try:
+        for row in await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'herald\\_test\\_%'"
+        ):
+            pid = row["datname"].rsplit("_", 1)[-1]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):  # noqa: ASYNC240
+                await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
     return with_database(url, name)
+
+
+async def drop(url: str, name: str = TEST_DB) -> None:
+    conn = await asyncpg.connect(plain(url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 def scratch_dir() -> Path:
