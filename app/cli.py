@@ -1,8 +1,10 @@
 """The `herald` command."""
 
 import argparse
+import asyncio
 import json
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -10,8 +12,10 @@ import uvicorn
 from app import runtime
 from app.apps.models import App
 from app.apps.schemas import AppRead
-from app.config import get_settings
+from app.config import Settings, get_settings
+from app.db import make_engine, make_sessionmaker
 from app.main import create_app, served
+from app.worker import Worker
 
 
 def _logging(level: str) -> None:
@@ -19,8 +23,8 @@ def _logging(level: str) -> None:
     logging.getLogger("alembic").setLevel(logging.INFO)
 
 
-def serve(host: str | None, port: int | None) -> None:
-    settings = get_settings()
+def serve(host: str | None, port: int | None, *, worker: bool) -> None:
+    settings = get_settings().model_copy(update={"worker": worker})
     host = host or settings.host
     port = port or settings.port
     db = runtime.database(settings)
@@ -35,6 +39,29 @@ def serve(host: str | None, port: int | None) -> None:
     app = create_app(settings, database_url=db.url, admin_token=token.value, on_shutdown=db.stop)
     try:
         uvicorn.run(served(app), host=host, port=port, access_log=False, log_config=None)
+    finally:
+        db.stop()
+
+
+def run_worker(settings: Settings, *, concurrency: int) -> None:
+    """Consume the queue until SIGINT/SIGTERM, finishing the jobs in flight."""
+    db = runtime.database(settings)
+
+    async def main() -> None:
+        engine = make_engine(db.url, pool_size=max(2, concurrency))
+        worker = Worker(
+            db.url.replace("+asyncpg", "", 1), make_sessionmaker(engine), concurrency=concurrency
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, worker.stop)
+        try:
+            await worker.run()
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(main())
     finally:
         db.stop()
 
@@ -74,6 +101,11 @@ def main(argv: list[str] | None = None) -> None:
     p_serve = sub.add_parser("serve", help="apply migrations, then serve the API")
     p_serve.add_argument("--host")
     p_serve.add_argument("--port", type=int)
+    p_serve.add_argument(
+        "--no-worker", action="store_true", help="do not run a queue worker in this process"
+    )
+    p_worker = sub.add_parser("worker", help="run queue workers (any number, any machine)")
+    p_worker.add_argument("--concurrency", type=int, default=4)
     sub.add_parser("migrate", help="apply database migrations")
     p_apps = sub.add_parser("apps", help="manage apps").add_subparsers(dest="apps", required=True)
     p_create = p_apps.add_parser("create", help="create an app and print its credentials")
@@ -83,7 +115,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     _logging(settings.log_level)
     if args.command == "serve":
-        serve(args.host, args.port)
+        serve(args.host, args.port, worker=settings.worker and not args.no_worker)
+        return
+    if args.command == "worker":
+        run_worker(settings, concurrency=args.concurrency)
         return
     db = runtime.database(settings)
     try:

@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = ["*"]
     max_body_bytes: int = 1_048_576
     max_header_bytes: int = 16_384
-    max_recipients: int = 1_000
+    max_recipients: int = 10_000
+    inline_recipients: int = 1_000
+    worker: bool = True
     db_pool_size: int = 10
     log_level: str = "info"
 

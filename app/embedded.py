@@ -1,6 +1,7 @@
 """The embedded PostgreSQL (pgserver) used when no database URL is configured."""
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,13 +18,18 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server and return an asyncpg URL for it."""
-        import pgserver
+        # pgserver narrates every command at INFO, and platformdirs warns when
+        # XDG_RUNTIME_DIR is unset (containers, CI): both are noise here.
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
 
-        self.pgdata.mkdir(parents=True, exist_ok=True)
-        log.info("starting embedded PostgreSQL in %s", self.pgdata)
-        self._server = pgserver.get_server(  # type: ignore[attr-defined]
-            self.pgdata, cleanup_mode="stop"
-        )
+            self.pgdata.mkdir(parents=True, exist_ok=True)
+            log.info("starting embedded PostgreSQL in %s", self.pgdata)
+            self._server = pgserver.get_server(  # type: ignore[attr-defined]
+                self.pgdata, cleanup_mode="stop"
+            )
         return asyncpg_url(self._server.get_uri())
 
     def stop(self) -> None:

@@ -89,8 +89,12 @@ _SHAPES = {
 def _describe(err: dict[str, Any]) -> str:
     """Say what is wrong the way Engagespot's validator does: `notification must be an object`."""
     loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
-    # Drop pydantic's union-branch labels such as `str` or `InlineRecipient`.
-    loc = [p for p in loc if not (p[:1].isupper() or p in ("str", "int", "constrained-str"))]
+    # Drop pydantic's union-branch labels such as `str`, `InlineRecipient` or `list[any]`.
+    loc = [
+        p
+        for p in loc
+        if not (p[:1].isupper() or "[" in p or p in ("str", "int", "constrained-str"))
+    ]
     where = ".".join(loc) or "request body"
     kind = str(err.get("type", ""))
     ctx = err.get("ctx") or {}
@@ -110,6 +114,8 @@ def _describe(err: dict[str, Any]) -> str:
         return f"{where} should not be empty"
     if kind == "too_long":
         return f"{where} must contain no more than {ctx.get('max_length')} elements"
+    if kind == "string_pattern_mismatch":
+        return f"{where} must match {ctx.get('pattern')} regular expression"
     if kind == "literal_error":
         return f"{where} must be one of the following values: {ctx.get('expected', '')}"
     if kind == "extra_forbidden":

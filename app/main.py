@@ -1,5 +1,6 @@
 """The ASGI application: routers, error handlers, middleware, and the database lifecycle."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -16,11 +17,15 @@ from app.db import make_engine, make_sessionmaker
 from app.devices.router import router as devices_router
 from app.edge import Edge
 from app.errors import error_response, install_error_handlers
+from app.notifications.admin_router import router as admin_requests_router
 from app.notifications.router import router as notifications_router
+from app.notifications.workflows_router import router as workflows_router
 from app.preferences.router import router as preferences_router
 from app.realtime.server import Realtime
 from app.sdk.router import router as sdk_router
+from app.topics.router import router as topics_router
 from app.users.router import router as users_router
+from app.worker import Worker
 
 DESCRIPTION = """
 Herald speaks the Engagespot v3 REST API. Point an Engagespot SDK at this server's base URL.
@@ -65,10 +70,20 @@ def create_app(
         engine = make_engine(url, pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
-        await realtime.start(app.state.sessionmaker, url.replace("+asyncpg", "", 1))
+        dsn = url.replace("+asyncpg", "", 1)
+        await realtime.start(app.state.sessionmaker, dsn)
+        # The one-command start needs nothing else: a worker runs in-process by default.
+        worker = Worker(dsn, app.state.sessionmaker) if settings.worker else None
+        worker_task = asyncio.create_task(worker.run()) if worker else None
         try:
             yield
         finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                try:
+                    await asyncio.wait_for(worker_task, timeout=30)
+                except TimeoutError:
+                    worker_task.cancel()
             await realtime.stop()
             await engine.dispose()
             if on_shutdown is not None:
@@ -96,10 +111,15 @@ def create_app(
         preferences_router,
         sdk_router,
         devices_router,
+        topics_router,
     ):
         v3.include_router(router)
+    # @engagespot/node sends cancel-run to `<baseUrl>/workflows/…`, i.e. under /v3 too.
+    v3.include_router(workflows_router, include_in_schema=False)
     app.include_router(v3)
+    app.include_router(workflows_router, prefix="/v4")
     app.include_router(admin_apps_router)
+    app.include_router(admin_requests_router)
     app.include_router(_health())
 
     app.add_middleware(

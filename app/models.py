@@ -4,8 +4,9 @@ from app.apps.models import App
 from app.categories.models import Category
 from app.db import Base
 from app.devices.models import Device
-from app.notifications.models import Notification, NotificationRequest
+from app.notifications.models import IdempotencyKey, Notification, NotificationRequest
 from app.preferences.models import Preference
+from app.topics.models import Topic, TopicSubscription
 from app.users.models import User
 
 __all__ = [
@@ -13,8 +14,11 @@ __all__ = [
     "Base",
     "Category",
     "Device",
+    "IdempotencyKey",
     "Notification",
     "NotificationRequest",
     "Preference",
+    "Topic",
+    "TopicSubscription",
     "User",
 ]

@@ -20,8 +20,18 @@ def _url() -> str:
     return str(url)
 
 
+def _ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    # PgQueuer's tables are installed by a migration but described by PgQueuer, not our models.
+    return not (type_ == "table" and reflected and (name or "").startswith("pgqueuer"))
+
+
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        include_object=_ours,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

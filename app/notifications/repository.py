@@ -109,6 +109,12 @@ _FAN_OUT = text(
     SELECT :app_id, u, :request_id, :title, :message, :icon, :url, :data, :blocks,
            :category_id, :tenant, :created_at
     FROM unnest(CAST(:user_ids AS bigint[])) AS u
+    -- A user who turned inApp off for the category gets no inbox row.
+    WHERE CAST(:category_id AS bigint) IS NULL OR NOT EXISTS (
+        SELECT 1 FROM preferences p
+        WHERE p.user_id = u AND p.category_id = :category_id
+          AND p.channel = 'inApp' AND NOT p.enabled
+    )
     ON CONFLICT (request_id, user_id) DO NOTHING
     RETURNING user_id, id
     """
@@ -125,6 +131,8 @@ async def fan_out(
     created_at: datetime,
 ) -> list[tuple[int, int]]:
     """Write one inbox row per user in a single statement; a re-run writes nothing twice.
+
+    Users whose inApp preference is off for the category are skipped.
 
     Returns the (user id, notification id) pairs written."""
     if not user_ids:

@@ -155,3 +155,35 @@ class StateChange(BaseModel):
 class Done(BaseModel):
     statusCode: int = 200
     message: str
+
+
+class CancelFor(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    recipients: list[Identifier] = Field(max_length=10_000)
+
+
+class CancelRun(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    cancellationKey: Identifier
+    cancelFor: CancelFor | None = None
+
+
+class Cancelled(BaseModel):
+    message: str
+    cancelled: int
+
+
+class RequestStatus(BaseModel):
+    requestId: str
+    status: str
+    createdAt: str | None
+    updatedAt: str | None
+    sendAt: str | None
+    recipients: int
+    topics: list[int]
+    delivered: int
+    attempts: int
+    error: str | None
+    cancellationKey: str | None

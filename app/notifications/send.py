@@ -1,6 +1,8 @@
-"""Accepting a send: validate, resolve recipients, write the request and inbox rows at once."""
+"""Accepting a send: validate, resolve recipients, and write the request, the inbox rows it
+can write at once and the job for the rest, in the one transaction that answers 202."""
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,10 +13,18 @@ from app.kit.timefmt import utcnow
 from app.notifications import events, repository
 from app.notifications.models import NotificationRequest
 from app.notifications.schemas import InlineRecipient, Recipient, SendRequest
-from app.preferences import repository as preferences_repository
+from app.queue.enqueue import enqueue
+from app.topics import repository as topics_repository
 from app.users import repository as users_repository
 
 IN_APP = "inApp"
+FAN_OUT = "fan_out"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_recipients: int
+    inline_recipients: int
 
 
 def recipients_of(body: SendRequest) -> dict[str, dict[str, Any]]:
@@ -31,7 +41,7 @@ def recipients_of(body: SendRequest) -> dict[str, dict[str, Any]]:
     return found
 
 
-def check(body: SendRequest, *, max_recipients: int) -> dict[str, dict[str, Any]]:
+def check(body: SendRequest, *, limits: Limits) -> dict[str, dict[str, Any]]:
     errors: list[str] = []
     if not body.notification.title:
         errors.append(
@@ -39,17 +49,15 @@ def check(body: SendRequest, *, max_recipients: int) -> dict[str, dict[str, Any]
             "templates or workflows)"
         )
     recipients = recipients_of(body)
-    if body.sendTo and body.sendTo.topics:
-        errors.append("sendTo.topics is not supported yet")
-    if not recipients and not (body.sendTo and body.sendTo.topics):
-        errors.append("sendTo.recipients must name at least one recipient")
-    if len(recipients) > max_recipients:
-        errors.append(f"at most {max_recipients} recipients per request")
-    if body.sendAt is not None:
-        if body.sendAt.tzinfo is None:
-            errors.append("sendAt must carry a time zone (ISO 8601, e.g. 2026-01-01T09:00:00Z)")
-        elif body.sendAt > utcnow():
-            errors.append("sendAt in the future is not supported yet")
+    topics = body.sendTo.topics if body.sendTo else []
+    if not recipients and not topics:
+        errors.append("sendTo must name at least one recipient or topic")
+    if len(recipients) > limits.max_recipients:
+        errors.append(f"at most {limits.max_recipients} recipients per request")
+    if len(topics) > 100:
+        errors.append("at most 100 topics per request")
+    if body.sendAt is not None and body.sendAt.tzinfo is None:
+        errors.append("sendAt must carry a time zone (ISO 8601, e.g. 2026-01-01T09:00:00Z)")
     if errors:
         raise BadRequest(errors)
     return recipients
@@ -72,11 +80,21 @@ def inbox_content(body: SendRequest, category_id: int | None) -> dict[str, Any]:
     }
 
 
+def wants_inbox(body: SendRequest) -> bool:
+    channels = body.override.channels if body.override else None
+    return channels is None or IN_APP in channels
+
+
 async def accept(
-    session: AsyncSession, *, app_id: int, body: SendRequest, max_recipients: int
+    session: AsyncSession, *, app_id: int, body: SendRequest, limits: Limits
 ) -> uuid.UUID:
-    """Store the request and write every recipient's inbox row in the caller's transaction."""
-    recipients = check(body, max_recipients=max_recipients)
+    """Store the request; write small immediate audiences now and queue everything else."""
+    recipients = check(body, limits=limits)
+    topic_identifiers = list(dict.fromkeys(body.sendTo.topics if body.sendTo else []))
+    topic_ids = await topics_repository.ids_by_identifier(session, app_id, topic_identifiers)
+    if unknown := [t for t in topic_identifiers if t not in topic_ids]:
+        raise BadRequest(f"unknown topic: {', '.join(unknown)}")
+
     inline = {i: attrs for i, attrs in recipients.items() if attrs}
     await users_repository.upsert_profiles(session, app_id, inline)
     user_ids = await users_repository.ensure(session, app_id, list(recipients))
@@ -86,34 +104,53 @@ async def accept(
     if category_identifier:
         category_id = (await categories_repository.ensure(session, app_id, category_identifier)).id
 
-    request_id = uuid.uuid4()
     now = utcnow()
-    session.add(
-        NotificationRequest(
-            id=request_id,
-            app_id=app_id,
-            payload=body.model_dump(mode="json", exclude_unset=True),
-            recipient_count=len(user_ids),
-            created_at=now,
-        )
+    scheduled = body.sendAt is not None and body.sendAt > now
+    inbox = wants_inbox(body)
+    # Small explicit audiences are written now, so a send followed by a list sees them.
+    write_now = inbox and not scheduled and len(user_ids) <= limits.inline_recipients
+    deferred_users = [] if write_now else list(user_ids.values())
+    needs_worker = inbox and (bool(deferred_users) or bool(topic_ids))
+
+    request = NotificationRequest(
+        id=uuid.uuid4(),
+        app_id=app_id,
+        payload=body.model_dump(mode="json", exclude_unset=True),
+        recipient_count=len(user_ids),
+        status=_status(scheduled=scheduled and needs_worker, queued=needs_worker),
+        send_at=body.sendAt if scheduled else None,
+        user_ids=deferred_users,
+        topic_ids=list(topic_ids.values()),
+        category_id=category_id,
+        cancellation_key=body.notification.workflow.cancellationKey
+        if body.notification.workflow
+        else None,
+        workflow_identifier=body.notification.workflow.identifier
+        if body.notification.workflow
+        else None,
+        created_at=now,
+        updated_at=now,
     )
+    session.add(request)
     await session.flush()
 
-    channels = body.override.channels if body.override else None
-    if channels is None or IN_APP in channels:
-        targets = list(user_ids.values())
-        if category_id is not None:
-            muted = await preferences_repository.opted_out(
-                session, category_id=category_id, channel=IN_APP, user_ids=targets
-            )
-            targets = [u for u in targets if u not in muted]
+    if write_now:
         written = await repository.fan_out(
             session,
             app_id=app_id,
-            request_id=request_id,
-            user_ids=targets,
+            request_id=request.id,
+            user_ids=list(user_ids.values()),
             content=inbox_content(body, category_id),
             created_at=now,
         )
         await events.publish(session, "NEW_NOTIFICATION", written)
-    return request_id
+    if needs_worker:
+        delay = body.sendAt - now if scheduled and body.sendAt is not None else None
+        await enqueue(session, FAN_OUT, {"requestId": str(request.id)}, delay=delay)
+    return request.id
+
+
+def _status(*, scheduled: bool, queued: bool) -> str:
+    if scheduled:
+        return "scheduled"
+    return "queued" if queued else "done"

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal
+from sqlalchemy import case, func, literal
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -129,9 +129,12 @@ def state_values(change: StateChange, now: datetime) -> dict[str, Any]:
     else:
         values = {**seen(now), "state": change.state, "interacted_at": now}
     if change.data:
-        values["data"] = func.coalesce(Notification.data, func.jsonb_build_object()).op("||")(
-            literal(change.data, JSONB)
+        # A row sent without data holds JSON `null`, and `null || {…}` would make an array.
+        current = case(
+            (func.jsonb_typeof(Notification.data) == "object", Notification.data),
+            else_=func.jsonb_build_object(),
         )
+        values["data"] = current.op("||")(literal(change.data, JSONB))
     if change.delete:
         values["deleted_at"] = now
     return values

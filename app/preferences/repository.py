@@ -1,7 +1,5 @@
 """SQL for preferences."""
 
-from collections.abc import Sequence
-
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,20 +28,3 @@ async def upsert(session: AsyncSession, rows: list[dict[str, object]]) -> None:
             set_={"enabled": stmt.excluded.enabled},
         )
     )
-
-
-async def opted_out(
-    session: AsyncSession, *, category_id: int, channel: str, user_ids: Sequence[int]
-) -> set[int]:
-    """The users among `user_ids` who turned `channel` off for the category."""
-    if not user_ids:
-        return set()
-    found = await session.scalars(
-        select(Preference.user_id).where(
-            Preference.category_id == category_id,
-            Preference.channel == channel,
-            Preference.enabled.is_(False),
-            Preference.user_id.in_(user_ids),
-        )
-    )
-    return set(found)

@@ -1,9 +1,10 @@
 """SQL for users; every statement is scoped to one app."""
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,20 +23,32 @@ async def id_of(session: AsyncSession, app_id: int, identifier: str) -> int | No
     )
 
 
+# Engagespot fills `email` when the identifier itself is an e-mail address.
+EMAIL_LIKE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+# Array parameters keep this one statement (and under asyncpg's bind limit) for any count.
+_ENSURE = text(
+    """
+    INSERT INTO users (app_id, identifier, profile)
+    SELECT :app_id, i,
+           CASE WHEN i ~ :email_like THEN jsonb_build_object('email', i) ELSE '{}'::jsonb END
+    FROM unnest(CAST(:identifiers AS text[])) AS i
+    ON CONFLICT (app_id, identifier) DO NOTHING
+    """
+)
+_IDS = text(
+    "SELECT identifier, id FROM users "
+    "WHERE app_id = :app_id AND identifier = ANY(CAST(:identifiers AS text[]))"
+)
+
+
 async def ensure(session: AsyncSession, app_id: int, identifiers: Sequence[str]) -> dict[str, int]:
     """Create the users that do not exist yet; return identifier -> id for all of them."""
     if not identifiers:
         return {}
-    rows = [{"app_id": app_id, "identifier": i, "profile": _auto_profile(i)} for i in identifiers]
-    await session.execute(
-        insert(User).values(rows).on_conflict_do_nothing(index_elements=["app_id", "identifier"])
-    )
-    found = await session.execute(
-        select(User.identifier, User.id).where(
-            User.app_id == app_id, User.identifier.in_(identifiers)
-        )
-    )
-    return {identifier: user_id for identifier, user_id in found}
+    params = {"app_id": app_id, "identifiers": list(identifiers)}
+    await session.execute(_ENSURE, {**params, "email_like": EMAIL_LIKE})
+    return {identifier: user_id for identifier, user_id in await session.execute(_IDS, params)}
 
 
 async def upsert_profiles(
@@ -79,7 +92,12 @@ async def remove(session: AsyncSession, app_id: int, identifier: str) -> bool:
 
 
 def _auto_profile(identifier: str) -> dict[str, Any]:
-    # Engagespot fills `email` when the identifier itself is an email address.
-    if "@" in identifier and "." in identifier.rsplit("@", 1)[-1] and " " not in identifier:
-        return {"email": identifier}
-    return {}
+    return {"email": identifier} if re.match(EMAIL_LIKE, identifier) else {}
+
+
+async def ids_of(session: AsyncSession, app_id: int, identifiers: Sequence[str]) -> dict[str, int]:
+    """identifier -> id for those of `identifiers` that exist."""
+    if not identifiers:
+        return {}
+    params = {"app_id": app_id, "identifiers": list(identifiers)}
+    return {identifier: user_id for identifier, user_id in await session.execute(_IDS, params)}

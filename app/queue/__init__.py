@@ -1,0 +1,1 @@
+"""The durable job queue (PgQueuer) in Herald's own PostgreSQL."""

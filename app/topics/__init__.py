@@ -1,0 +1,1 @@
+"""Topics: named audiences that users subscribe to, with per-subscription channels."""

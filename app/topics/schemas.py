@@ -1,0 +1,84 @@
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.kit.timefmt import iso
+from app.topics.models import Topic
+
+TopicIdentifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:\-]+$")
+]
+UserIdentifier = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+ChannelName = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class TopicCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    identifier: TopicIdentifier | None = None
+
+
+class TopicUpdate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class TopicRead(BaseModel):
+    id: int
+    name: str
+    identifier: str
+    createdAt: str | None
+    updatedAt: str | None
+
+    @classmethod
+    def of(cls, topic: Topic) -> "TopicRead":
+        return cls(
+            id=topic.id,
+            name=topic.name,
+            identifier=topic.identifier,
+            createdAt=iso(topic.created_at),
+            updatedAt=iso(topic.updated_at),
+        )
+
+
+class Subscriber(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    identifier: UserIdentifier
+    channels: list[ChannelName] = Field(default_factory=list, max_length=20)
+
+
+class Subscribe(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    users: list[Subscriber] = Field(min_length=1, max_length=10_000)
+
+
+class Detach(BaseModel):
+    """`@engagespot/node` sends identifiers; objects with `identifier` are accepted too."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    users: list[UserIdentifier | Subscriber] = Field(min_length=1, max_length=10_000)
+
+    def identifiers(self) -> list[str]:
+        return [u.identifier if isinstance(u, Subscriber) else u for u in self.users]
+
+
+class Channels(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    channels: list[ChannelName] = Field(max_length=20)
+
+
+class SubscriptionRead(BaseModel):
+    topic: TopicRead
+    channels: list[str]
+    createdAt: str | None
+
+
+class Changed(BaseModel):
+    message: str
+    count: int

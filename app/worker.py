@@ -1,0 +1,69 @@
+"""Queue workers: PgQueuer consumers that wait on LISTEN, not on a polling loop."""
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import asyncpg
+from pgqueuer import AsyncpgDriver, Queries, QueueManager
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.notifications import tasks as notification_tasks
+
+log = logging.getLogger("herald.worker")
+
+
+class Worker:
+    """Runs the queue until stopped; reconnects when the database goes away."""
+
+    def __init__(
+        self,
+        dsn: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        concurrency: int = 4,
+        heartbeat: timedelta = timedelta(seconds=10),
+    ):
+        self.dsn = dsn
+        self.sessionmaker = sessionmaker
+        self.concurrency = concurrency
+        # A job whose worker stopped heart-beating this long ago is picked again: this is
+        # what recovers the work of a worker killed with SIGKILL.
+        self.heartbeat = heartbeat
+        self._stopping = asyncio.Event()
+        self._qm: QueueManager | None = None
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=10)
+                qm = QueueManager(Queries(AsyncpgDriver(conn)))
+                notification_tasks.register(qm, self.sessionmaker)
+                self._qm = qm
+                backoff = 0.5
+                log.info("worker: consuming the queue")
+                await qm.run(
+                    dequeue_timeout=timedelta(seconds=30),
+                    batch_size=self.concurrency,
+                    max_concurrent_tasks=self.concurrency * 2,
+                    heartbeat_timeout=self.heartbeat,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("worker: queue connection lost (%s); reconnecting", exc)
+            finally:
+                self._qm = None
+                if conn is not None and not conn.is_closed():
+                    await conn.close()
+            if not self._stopping.is_set():
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def stop(self) -> None:
+        """Finish jobs in flight, then return from `run`."""
+        self._stopping.set()
+        if self._qm is not None:
+            self._qm.shutdown.set()
