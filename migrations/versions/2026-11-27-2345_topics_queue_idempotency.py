@@ -23,6 +23,7 @@ def _run_script(sql: str) -> None:
     # PgQueuer's DDL is a multi-statement script (with function bodies): send it through
     # asyncpg's simple-query path rather than as one prepared statement.
     raw = op.get_bind().connection.driver_connection
+    assert raw is not None
     await_only(raw.execute(sql))
 
 
@@ -141,9 +142,7 @@ def upgrade() -> None:
     op.add_column(
         "notification_requests", sa.Column("cancellation_key", sa.String(length=255), nullable=True)
     )
-    op.add_column(
-        "notification_requests", sa.Column("category_id", sa.BigInteger(), nullable=True)
-    )
+    op.add_column("notification_requests", sa.Column("category_id", sa.BigInteger(), nullable=True))
     op.create_foreign_key(
         op.f("fk_notification_requests_category_id_categories"),
         "notification_requests",

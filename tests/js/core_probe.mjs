@@ -1,0 +1,28 @@
+// Probe what one @engagespot/core identity can reach, without expecting success:
+// connect, the first inbox page, and one notification id (HERALD_PROBE_ID) by id and by
+// markAsRead. Must be bundled like core_flow.mjs.
+//
+// env: HERALD_URL, HERALD_API_KEY, HERALD_USER_ID, HERALD_USER_TOKEN (optional),
+//      HERALD_PROBE_ID
+import { env, fetchCall, optionalEnv, run } from "./lib.mjs";
+import { createInstance } from "@engagespot/core";
+
+run(async () => {
+  const userToken = optionalEnv("HERALD_USER_TOKEN");
+  const engagespot = createInstance({
+    apiKey: env("HERALD_API_KEY"),
+    userId: env("HERALD_USER_ID"),
+    ...(userToken ? { userToken } : {}),
+    baseUrl: env("HERALD_URL"),
+    disableAutoStart: true,
+    disableWebPush: true,
+  });
+  const id = env("HERALD_PROBE_ID");
+  return {
+    connect: await fetchCall(engagespot.app.connect()),
+    list: await fetchCall(engagespot.notification.getByPage({ pageNo: 1, limit: 15 })),
+    getById: await fetchCall(engagespot.notification.getById(id)),
+    markAsRead: await fetchCall(engagespot.notification.markAsRead(id)),
+    profile: await engagespot.preferences.setProfileAttributes({ probed: true }),
+  };
+});
