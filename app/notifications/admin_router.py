@@ -18,23 +18,34 @@ router = APIRouter(prefix="/admin/apps/{app_id}/requests", tags=["admin"], depen
 Status = Literal["queued", "scheduled", "fanning_out", "done", "cancelled", "failed"]
 
 
-async def _status(session: AsyncSession, request: NotificationRequest) -> RequestStatus:
-    delivered = await session.scalar(
-        select(func.count()).select_from(Notification).where(Notification.request_id == request.id)
-    )
-    return RequestStatus(
-        requestId=str(request.id),
-        status=request.status,
-        createdAt=iso(request.created_at),
-        updatedAt=iso(request.updated_at),
-        sendAt=iso(request.send_at),
-        recipients=request.recipient_count,
-        topics=list(request.topic_ids),
-        delivered=int(delivered or 0),
-        attempts=request.attempts,
-        error=request.error,
-        cancellationKey=request.cancellation_key,
-    )
+async def _statuses(
+    session: AsyncSession, requests: list[NotificationRequest]
+) -> list[RequestStatus]:
+    """Describe requests with their delivered counts, in one query for all of them."""
+    delivered: dict[uuid.UUID, int] = {}
+    if requests:
+        rows = await session.execute(
+            select(Notification.request_id, func.count())
+            .where(Notification.request_id.in_([r.id for r in requests]))
+            .group_by(Notification.request_id)
+        )
+        delivered = {request_id: count for request_id, count in rows}
+    return [
+        RequestStatus(
+            requestId=str(r.id),
+            status=r.status,
+            createdAt=iso(r.created_at),
+            updatedAt=iso(r.updated_at),
+            sendAt=iso(r.send_at),
+            recipients=r.recipient_count,
+            topics=list(r.topic_ids),
+            delivered=int(delivered.get(r.id, 0)),
+            attempts=r.attempts,
+            error=r.error,
+            cancellationKey=r.cancellation_key,
+        )
+        for r in requests
+    ]
 
 
 @router.get("/{request_id}", response_model=RequestStatus)
@@ -47,7 +58,7 @@ async def get_request(session: SessionDep, app_id: DbId, request_id: uuid.UUID) 
     )
     if request is None:
         raise NotFound("Request not found")
-    return await _status(session, request)
+    return (await _statuses(session, [request]))[0]
 
 
 @router.get("", response_model=list[RequestStatus])
@@ -64,4 +75,4 @@ async def list_requests(
     requests = await session.scalars(
         query.order_by(NotificationRequest.created_at.desc()).limit(limit)
     )
-    return [await _status(session, r) for r in requests]
+    return await _statuses(session, list(requests))
