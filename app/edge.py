@@ -10,6 +10,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_body
+from app.kit.bodies import json_problem
 
 access_log = logging.getLogger("herald.access")
 _SLASHES = re.compile(r"/{2,}")
@@ -47,6 +48,10 @@ class Edge:
             if body is None:
                 await _refuse(send_logged, 413, f"Request body larger than {self.max_body} bytes")
                 return
+            problem = None if _is_form(scope) else json_problem(body)
+            if problem is not None:
+                await _refuse(send_logged, 400, [problem])
+                return
             await self.app(scope, _replay(body, receive), send_logged)
         finally:
             access_log.info(
@@ -72,6 +77,14 @@ def _clean_path(scope: Scope) -> Scope:
     if cleaned == path:
         return scope
     return {**scope, "path": cleaned, "raw_path": cleaned.encode()}
+
+
+def _is_form(scope: Scope) -> bool:
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            kind = value.split(b";")[0].strip().lower()
+            return kind in (b"application/x-www-form-urlencoded", b"multipart/form-data")
+    return False
 
 
 def _request_id(scope: Scope) -> str:
@@ -119,7 +132,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _refuse(send: Send, status: int, message: str) -> None:
+async def _refuse(send: Send, status: int, message: str | list[str]) -> None:
     payload: dict[str, Any] = error_body(message, status)
     raw = json.dumps(payload).encode()
     await send(

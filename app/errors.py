@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("herald.errors")
@@ -54,6 +55,10 @@ class Unprocessable(AppError):
 
 
 NO_AUTH = "No auth params (or combination of params) were found in the request"
+NUL_REFUSED = "strings must not contain NUL (\\u0000) characters"
+# PostgreSQL stores no NUL in text (22021) or jsonb (22P05). Herald never makes one, so a
+# statement failing with these states was given one by the request: a 400, not a 500.
+_NUL_STATES = frozenset({"22021", "22P05"})
 
 
 def error_body(message: str | Sequence[str], status_code: int) -> dict[str, Any]:
@@ -114,6 +119,8 @@ def _describe(err: dict[str, Any]) -> str:
         return f"{where} should not be empty"
     if kind == "too_long":
         return f"{where} must contain no more than {ctx.get('max_length')} elements"
+    if kind == "too_short":
+        return f"{where} must contain at least {ctx.get('min_length')} elements"
     if kind == "string_pattern_mismatch":
         return f"{where} must match {ctx.get('pattern')} regular expression"
     if kind == "literal_error":
@@ -142,6 +149,13 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(detail, exc.status_code, dict(exc.headers or {}))
 
 
+async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if getattr(exc.orig, "sqlstate", None) in _NUL_STATES:
+        return error_response([NUL_REFUSED], 400)
+    raise exc
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response("Internal server error", 500)
@@ -151,4 +165,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

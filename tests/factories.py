@@ -5,6 +5,9 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apps import service as apps_service
@@ -42,3 +45,33 @@ def send_body(
     notification: dict[str, object] = {"title": title}
     notification.update(extra.pop("notification", {}) or {})  # type: ignore[call-overload]
     return {"notification": notification, "sendTo": {"recipients": list(recipients)}, **extra}
+
+
+def rsa_pair(bits: int = 2048) -> tuple[str, str]:
+    """Return (public PEM, private PEM) of a fresh RSA key, as an app's signing key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return public.decode(), private.decode()
+
+
+def user_token(
+    private_key: str | rsa.RSAPrivateKey, api_key: str, identifier: str, **claims: object
+) -> str:
+    """An RS256 user token as @engagespot/node's generateUserToken makes it (plus `claims`).
+
+    Pass a loaded key when signing many tokens: loading a PEM re-validates the RSA key."""
+    payload: dict[str, object] = {"sub": f"user:{identifier}", "apiKey": api_key, **claims}
+    return jwt.encode(payload, private_key, algorithm="RS256")
+
+
+def load_private(pem: str) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key

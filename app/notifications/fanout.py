@@ -17,17 +17,33 @@ FINISHED = ("done", "cancelled", "failed")
 # The next batch after the cursor: explicit users and topic subscribers, each user once.
 # A subscriber gets the inbox row when any subscription that reaches them allows inApp
 # (or names no channels).
+#
+# Each source contributes only its first :batch users after the cursor, read in order from
+# an index (for a topic, the primary key (topic_id, user_id); the row comparison keeps the
+# planner off the user_id index, which would walk every topic's subscriptions), so a batch
+# costs O(batch × sources), not O(subscribers left): the first :batch users of the union are
+# among them, and so is every row that reaches each of those users (bool_or stays exact).
 _NEXT_BATCH = text(
     """
     SELECT user_id, bool_or(inbox) AS inbox
     FROM (
-        SELECT u AS user_id, true AS inbox
-        FROM unnest(CAST(:user_ids AS bigint[])) AS u
-        WHERE u > :cursor
+        (SELECT u AS user_id, true AS inbox
+         FROM unnest(CAST(:user_ids AS bigint[])) AS u
+         WHERE u > :cursor
+         ORDER BY u
+         LIMIT :batch)
         UNION ALL
-        SELECT s.user_id, (jsonb_array_length(s.channels) = 0 OR s.channels ? 'inApp')
-        FROM topic_subscriptions s
-        WHERE s.topic_id = ANY(CAST(:topic_ids AS bigint[])) AND s.user_id > :cursor
+        SELECT s.user_id, s.inbox
+        FROM unnest(CAST(:topic_ids AS bigint[])) AS t(topic_id)
+        CROSS JOIN LATERAL (
+            SELECT s.user_id,
+                   (jsonb_array_length(s.channels) = 0 OR s.channels ? 'inApp') AS inbox
+            FROM topic_subscriptions s
+            WHERE s.topic_id = t.topic_id
+              AND (s.topic_id, s.user_id) > (t.topic_id, CAST(:cursor AS bigint))
+            ORDER BY s.topic_id, s.user_id
+            LIMIT :batch
+        ) AS s
     ) AS targets
     GROUP BY user_id
     ORDER BY user_id

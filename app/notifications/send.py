@@ -145,8 +145,8 @@ async def accept(
         )
         await events.publish(session, "NEW_NOTIFICATION", written)
     if needs_worker:
-        delay = body.sendAt - now if scheduled and body.sendAt is not None else None
-        await enqueue(session, FAN_OUT, {"requestId": str(request.id)}, delay=delay)
+        not_before = body.sendAt if scheduled else None
+        await enqueue(session, FAN_OUT, {"requestId": str(request.id)}, not_before=not_before)
     return request.id
 
 

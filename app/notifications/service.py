@@ -42,6 +42,8 @@ async def page(
     user_id = await users_repository.id_of(session, app_id, identifier)
     if user_id is None:
         return empty
+    # An empty filter value (`?tenantIdentifier=`) means no filter, as for `category`.
+    tenant = tenant or None
     category_id: int | None = None
     if category:
         found = await categories_repository.by_identifier(session, app_id, category)

@@ -17,9 +17,11 @@ MAX_ATTEMPTS = 5
 
 
 def _retrying(parameters: EntrypointExecutorParameters) -> DatabaseRetryEntrypointExecutor:
+    # PgQueuer counts retries: `job.attempts` is 0 on the first run, and it gives up when a
+    # run fails with `job.attempts >= max_attempts`. So MAX_ATTEMPTS runs in all.
     return DatabaseRetryEntrypointExecutor(
         parameters=parameters,
-        max_attempts=MAX_ATTEMPTS,
+        max_attempts=MAX_ATTEMPTS - 1,
         initial_delay=timedelta(seconds=1),
         max_delay=timedelta(minutes=1),
     )
@@ -49,8 +51,14 @@ def register(
         try:
             written = await fan_out(sessionmaker, request_id, batch=batch)
         except Exception as exc:
-            final = job.attempts >= MAX_ATTEMPTS
-            log.warning("fan-out of %s failed (attempt %d): %r", request_id, job.attempts, exc)
+            final = job.attempts >= MAX_ATTEMPTS - 1
+            log.warning(
+                "fan-out of %s failed (attempt %d of %d): %r",
+                request_id,
+                job.attempts + 1,
+                MAX_ATTEMPTS,
+                exc,
+            )
             async with sessionmaker.begin() as session:
                 await fanout.record_failure(session, request_id, error=repr(exc), final=final)
             raise

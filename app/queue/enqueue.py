@@ -1,13 +1,17 @@
 """Enqueue jobs inside the caller's transaction, so a job exists exactly when its data does."""
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pgqueuer.adapters.persistence.qb import QueryQueueBuilder
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 _ENQUEUE = QueryQueueBuilder().build_enqueue_query("raise")
+# PgQueuer runs a job at the transaction's now() plus its delay: measure the delay on that
+# clock, or a job meant for `not_before` becomes due as early as the transaction began.
+_DELAY_UNTIL = text("SELECT greatest(CAST(:at AS timestamptz) - now(), interval '0')")
 
 
 async def enqueue(
@@ -15,7 +19,7 @@ async def enqueue(
     entrypoint: str,
     payload: dict[str, Any],
     *,
-    delay: timedelta | None = None,
+    not_before: datetime | None = None,
     priority: int = 0,
 ) -> None:
     """Insert a PgQueuer job through the session's own connection and transaction.
@@ -23,13 +27,16 @@ async def enqueue(
     PgQueuer's insert trigger NOTIFYs the workers, and NOTIFY is delivered on commit:
     a rolled-back send leaves neither a job nor a wake-up behind."""
     conn = await session.connection()
+    delay = timedelta(0)
+    if not_before is not None:
+        delay = await conn.scalar(_DELAY_UNTIL, {"at": not_before})
     await conn.exec_driver_sql(
         _ENQUEUE,
         (
             [priority],
             [entrypoint],
             [json.dumps(payload).encode()],
-            [delay or timedelta(0)],
+            [delay],
             [None],
             [json.dumps({})],
         ),

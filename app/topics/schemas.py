@@ -5,9 +5,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from app.kit.timefmt import iso
 from app.topics.models import Topic
 
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 TopicIdentifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    str, StringConstraints(min_length=1, max_length=255, pattern=IDENTIFIER_PATTERN)
 ]
+# Stripped, so a name of spaces is refused instead of deriving an empty identifier.
+TopicName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 UserIdentifier = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 ChannelName = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 
@@ -15,14 +18,14 @@ ChannelName = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 class TopicCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    name: TopicName
     identifier: TopicIdentifier | None = None
 
 
 class TopicUpdate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    name: TopicName
 
 
 class TopicRead(BaseModel):
