@@ -25,7 +25,7 @@ from tests.factories import Creds
 JS = Path(__file__).resolve().parent.parent / "js"
 DIST = JS / "dist"
 MARKER = JS / "node_modules" / ".herald-installed"
-BUNDLED = ("core_flow", "core_probe")
+BUNDLED = ("core_flow", "core_probe", "core_realtime")
 MIN_NODE = 18  # global fetch, which @engagespot/core uses
 DRIVER_TIMEOUT = 60
 INSTALL_TIMEOUT = 600
