@@ -22,6 +22,8 @@ async def by_id(session: AsyncSession, app_id: int, topic_id: int) -> Topic | No
 async def ids_by_identifier(
     session: AsyncSession, app_id: int, identifiers: Sequence[str]
 ) -> dict[str, int]:
+    if not identifiers:
+        return {}
     rows = await session.execute(
         select(Topic.identifier, Topic.id).where(
             Topic.app_id == app_id, Topic.identifier.in_(identifiers)
