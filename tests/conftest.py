@@ -67,12 +67,18 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         await outer.rollback()
 
 
+@pytest.fixture(scope="session")
+def shared_app(settings: Settings) -> FastAPI:
+    # FastAPI analyses each route on its first request (~150 ms): one app for the session
+    # saves that per test. Tests that need other settings build their own with create_app.
+    return create_app(settings)
+
+
 @pytest.fixture
-def app(settings: Settings, session: AsyncSession, engine: AsyncEngine) -> FastAPI:
-    application = create_app(settings)
-    application.state.sessionmaker = session.info["maker"]
-    application.state.engine = engine
-    return application
+def app(shared_app: FastAPI, session: AsyncSession, engine: AsyncEngine) -> FastAPI:
+    shared_app.state.sessionmaker = session.info["maker"]
+    shared_app.state.engine = engine
+    return shared_app
 
 
 @pytest.fixture

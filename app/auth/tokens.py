@@ -9,6 +9,10 @@ import jwt
 from app.errors import Unauthorized
 from app.kit.secrets import same
 
+# Tokens are stamped (`iat`, `exp`, `nbf`) by the customer's backend, whose clock may differ
+# from ours: without slack, a token signed a second "in the future" is refused.
+CLOCK_SKEW_SECONDS = 60
+
 
 def unverified_api_key(token: str) -> str:
     """Read the `apiKey` claim to find the app whose key must verify the token."""
@@ -31,6 +35,7 @@ def verified_user(token: str, public_key: str) -> str:
             public_key,
             algorithms=["RS256"],
             options={"require": ["sub"], "verify_aud": False},
+            leeway=CLOCK_SKEW_SECONDS,
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("User token has expired") from exc

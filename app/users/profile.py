@@ -1,6 +1,7 @@
 """Profile edits: a shallow merge with Engagespot's `fcm.token` append, or an RFC 6902 patch."""
 
 import copy
+import json
 from typing import Any
 
 import jsonpatch
@@ -32,9 +33,26 @@ def _with_fcm_token(current: object, change: dict[str, Any]) -> dict[str, Any]:
     return fcm
 
 
+# `copy` can double the document at each step (copy "" to "/a", then again…): unbounded, a
+# few dozen operations from any inbox user exhaust CPU and memory. Values that `add` and
+# `replace` bring are bounded by the request body; what `copy` brings is counted here.
+MAX_PATCH_OPERATIONS = 100
+MAX_COPIED_BYTES = 65_536
+
+
 def apply_patch(profile: dict[str, Any], operations: list[Any]) -> dict[str, Any]:
+    if len(operations) > MAX_PATCH_OPERATIONS:
+        raise BadRequest(f"a JSON Patch may hold at most {MAX_PATCH_OPERATIONS} operations")
+    result: Any = copy.deepcopy(profile)
+    copied = 0
     try:
-        result = jsonpatch.apply_patch(profile, operations, in_place=False)
+        for operation in operations:
+            if isinstance(operation, dict) and operation.get("op") == "copy":
+                source = jsonpatch.JsonPointer(operation["from"]).resolve(result)
+                copied += len(json.dumps(source))
+                if copied > MAX_COPIED_BYTES:
+                    raise BadRequest(f"a JSON Patch may copy at most {MAX_COPIED_BYTES} bytes")
+            result = jsonpatch.apply_patch(result, [operation], in_place=True)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
         raise BadRequest(f"invalid JSON Patch: {exc}") from exc
     except (TypeError, KeyError, AttributeError, ValueError) as exc:

@@ -109,7 +109,7 @@ async def test_create_user_refusals(
 ) -> None:
     response = await client.post("/v3/users", json=body, headers=creds.backend())
     assert _error(response, status) == message
-    assert await _count(session, User) == 0
+    assert await _count(session, User, User.app_id == creds.id) == 0
 
 
 # -- PUT /v3/users/{identifier} ------------------------------------------------------------------
@@ -161,7 +161,7 @@ async def test_put_user_with_identifier_in_body_is_422(
         "/v3/users/u1", json={"identifier": "u1", "name": "x"}, headers=creds.backend()
     )
     assert _error(response, 422) == IDENTIFIER_KEY
-    assert await _count(session, User) == 0
+    assert await _count(session, User, User.app_id == creds.id) == 0
     # An existing user is left unchanged too.
     await client.put("/v3/users/u1", json={"name": "kept"}, headers=creds.backend())
     response = await client.put(
