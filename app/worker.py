@@ -45,7 +45,10 @@ class Worker:
                 backoff = 0.5
                 log.info("worker: consuming the queue")
                 await qm.run(
-                    dequeue_timeout=timedelta(seconds=30),
+                    # An idle worker wakes this often even without a NOTIFY: it is how it
+                    # notices a job whose heartbeat went stale, so a killed worker's job is
+                    # taken over within two heartbeats instead of heartbeat + 30 s.
+                    dequeue_timeout=self.heartbeat,
                     batch_size=self.concurrency,
                     max_concurrent_tasks=self.concurrency * 2,
                     heartbeat_timeout=self.heartbeat,

@@ -75,7 +75,11 @@ def shared_app(settings: Settings) -> FastAPI:
 
 
 @pytest.fixture
-def app(shared_app: FastAPI, session: AsyncSession, engine: AsyncEngine) -> FastAPI:
+def app(
+    shared_app: FastAPI, settings: Settings, session: AsyncSession, engine: AsyncEngine
+) -> FastAPI:
+    # Per-test state: a test may swap the settings (limits) for its own run.
+    shared_app.state.settings = settings
     shared_app.state.sessionmaker = session.info["maker"]
     shared_app.state.engine = engine
     return shared_app
@@ -114,9 +118,30 @@ def pytest_report_header() -> str:
 
 
 @pytest.fixture(scope="session")
-def live_server(database_url: str) -> Iterator[str]:
-    """A real `herald serve` process on the test database; yields its base URL (no /v3)."""
-    with running_server(database_url, admin_token=ADMIN_TOKEN) as base:
+def live_database_url(server_url: str) -> Iterator[str]:
+    """A second database for real Herald processes, whose writes commit.
+
+    Kept apart from `database_url`, where every test's writes roll back, so counts there
+    only ever see the test's own rows."""
+    name = f"herald_test_live_{os.getpid()}"
+    url = asyncio.run(db.recreate(server_url, name))
+    migrate(url)
+    yield url
+    asyncio.run(db.drop(server_url, name))
+
+
+@pytest.fixture(scope="session")
+async def live_engine(live_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the live servers' database, to check what they committed."""
+    engine = make_engine(live_database_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(live_database_url: str) -> Iterator[str]:
+    """A real `herald serve` process on the live database; yields its base URL (no /v3)."""
+    with running_server(live_database_url, admin_token=ADMIN_TOKEN) as base:
         yield base
 
 

@@ -5,7 +5,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,8 +23,27 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    database_url: str, *, admin_token: str, extra_env: dict[str, str] | None = None
+    database_url: str,
+    *,
+    admin_token: str,
+    extra_env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[str]:
+    """`herald serve [args]` on `database_url`; yields its base URL once it is ready."""
+    server = running_process(database_url, admin_token=admin_token, extra_env=extra_env, args=args)
+    with server as (base, _):
+        yield base
+
+
+@contextmanager
+def running_process(
+    database_url: str,
+    *,
+    admin_token: str,
+    extra_env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Like `running_server`, and yields the process too (for its pid)."""
     port = free_port()
     data_dir = db.scratch_dir()
     env = {
@@ -38,7 +57,7 @@ def running_server(
     log = Path(data_dir) / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -57,7 +76,7 @@ def running_server(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"herald did not become ready:\n{log.read_text()}")
             time.sleep(0.1)
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         try:

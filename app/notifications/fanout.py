@@ -21,7 +21,7 @@ FINISHED = ("done", "cancelled", "failed")
 # Each source contributes only its first :batch users after the cursor, read in order from
 # an index (for a topic, the primary key (topic_id, user_id); the row comparison keeps the
 # planner off the user_id index, which would walk every topic's subscriptions), so a batch
-# costs O(batch × sources), not O(subscribers left): the first :batch users of the union are
+# costs O(batch * sources), not O(subscribers left): the first :batch users of the union are
 # among them, and so is every row that reaches each of those users (bool_or stays exact).
 _NEXT_BATCH = text(
     """

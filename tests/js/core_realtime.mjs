@@ -70,22 +70,22 @@ run(async (expect) => {
 
   // The socket connects in the background; probe until each user hears a send.
   const ready = async (user, events) => {
-    for (let attempt = 0; attempt < 40; attempt++) {
+    const started = Date.now();
+    for (let attempt = 0; Date.now() - started < 40000; attempt++) {
       await send(user, `probe ${attempt}`);
       try {
         await events.next("notificationReceive", 500);
-        break;
+        await new Promise((r) => setTimeout(r, 300));
+        events.seen.splice(0); // late probes
+        return Date.now() - started;
       } catch {
         // not connected yet
       }
     }
-    await new Promise((r) => setTimeout(r, 300));
-    events.seen.splice(0); // late probes
+    throw new Error(`${user}'s socket heard nothing within 40 s`);
   };
-  await ready(userId, mine);
-  await ready(otherId, theirs);
-
   const out = {};
+  out.readyMs = [await ready(userId, mine), await ready(otherId, theirs)];
   await send(userId, "realtime hello");
   out.received = (await mine.next("notificationReceive", 10000)).notification;
   const id = String(out.received.id);

@@ -72,7 +72,7 @@ async def test_events_reach_only_their_user(live_server: str, live_app: Creds) -
 
 
 async def test_a_rolled_back_change_emits_nothing(
-    live_server: str, live_app: Creds, database_url: str
+    live_server: str, live_app: Creds, live_database_url: str
 ) -> None:
     async with (
         httpx.AsyncClient(base_url=live_server) as api,
@@ -81,9 +81,9 @@ async def test_a_rolled_back_change_emits_nothing(
         await send(api, live_app, "carol", title="one")
         new = await carol.wait_for("NEW_NOTIFICATION")
         nid = new["notification"]["id"]
-        user_id = await _user_id(database_url, live_app.id, "carol")
+        user_id = await _user_id(live_database_url, live_app.id, "carol")
 
-        engine = create_async_engine(database_url)
+        engine = create_async_engine(live_database_url)
         try:
             async with engine.connect() as conn:
                 async with AsyncSession(bind=conn) as session:
@@ -112,9 +112,9 @@ async def _user_id(database_url: str, app_id: int, identifier: str) -> int:
 
 
 async def test_two_processes_share_events(
-    live_server: str, live_app: Creds, database_url: str
+    live_server: str, live_app: Creds, live_database_url: str
 ) -> None:
-    with running_server(database_url, admin_token=ADMIN_TOKEN) as second:
+    with running_server(live_database_url, admin_token=ADMIN_TOKEN) as second:
         async with (
             httpx.AsyncClient(base_url=second) as api,
             connected(live_server, api_key=live_app.api_key, user_id="dan") as dan,

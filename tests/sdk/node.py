@@ -27,7 +27,7 @@ DIST = JS / "dist"
 MARKER = JS / "node_modules" / ".herald-installed"
 BUNDLED = ("core_flow", "core_probe", "core_realtime")
 MIN_NODE = 18  # global fetch, which @engagespot/core uses
-DRIVER_TIMEOUT = 60
+DRIVER_TIMEOUT = 120
 INSTALL_TIMEOUT = 600
 
 
