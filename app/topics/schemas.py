@@ -5,7 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from app.kit.timefmt import iso
 from app.topics.models import Topic
 
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+IDENTIFIER_PATTERN = r"^\S+$"  # whatever @engagespot/node derives from a name
 TopicIdentifier = Annotated[
     str, StringConstraints(min_length=1, max_length=255, pattern=IDENTIFIER_PATTERN)
 ]

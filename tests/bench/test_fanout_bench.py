@@ -1,0 +1,64 @@
+"""bench/fanout.py end to end at --quick sizes: it runs, stops by itself, and measures."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.db import ROOT
+
+pytestmark = pytest.mark.live
+
+RESULT = re.compile(
+    r"^RESULT recipients_per_s=(?P<recipients>[\d.]+) copy_rows_per_s=(?P<copy>[\d.]+) "
+    r"ratio=(?P<ratio>[\d.]+) sends_per_s=(?P<sends>[\d.]+)$",
+    re.MULTILINE,
+)
+
+
+def test_fanout_bench_quick(server_url: str, tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmarks\n\n## Another section\n\nkept as it is\n")
+    started = time.monotonic()
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.fanout",
+            "--quick",
+            "--database-url",
+            server_url,
+            "--database-name",
+            f"herald_bench_fanout_{os.getpid()}",
+            "--results",
+            str(results),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert elapsed < 60, f"--quick took {elapsed:.0f}s"
+    # Progress while running; every fan-out and COPY was checked to write 2,000 rows.
+    assert "bench: subscribed 2,000 / 2,000 (API)" in run.stderr
+    assert "bench: fan-out to 2,000 subscribers" in run.stderr
+    assert "bench: COPY of 2,000 rows" in run.stderr
+
+    found = RESULT.search(run.stdout)
+    assert found is not None, run.stdout
+    numbers = {k: float(v) for k, v in found.groupdict().items()}
+    assert all(v > 0 for v in numbers.values()), numbers
+    assert numbers["ratio"] == pytest.approx(numbers["recipients"] / numbers["copy"], rel=0.01)
+    assert "bottleneck:" in run.stdout
+
+    section = results.read_text()
+    assert section.startswith("# Benchmarks\n\n## Another section\n\nkept as it is\n")
+    assert "## Fan-out:" in section
+    assert "2,000 subscribers" in section
+    assert "--quick" in section
