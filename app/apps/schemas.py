@@ -4,7 +4,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from app.apps.models import App
 from app.kit.timefmt import iso
-from app.preferences.schemas import Channel
+from app.kit.types import Channel
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 

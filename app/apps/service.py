@@ -8,19 +8,6 @@ from app.errors import Conflict, NotFound
 from app.kit.secrets import random_token
 from app.kit.timefmt import utcnow
 
-KNOWN_CHANNELS = (
-    "inApp",
-    "webPush",
-    "email",
-    "mobilePush",
-    "sms",
-    "whatsapp",
-    "slack",
-    "discord",
-    "webhook",
-    "chat",
-)
-
 
 async def create(session: AsyncSession, *, name: str) -> App:
     vapid_public, vapid_private = keys.new_vapid_pair()

@@ -1,8 +1,22 @@
 """Shared field types."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 # A BIGINT key: bounded here so an oversized number is a 400, not a database error.
 DbId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+# Engagespot's channel identifiers (the SDKs' preference UI knows exactly these).
+Channel = Literal[
+    "inApp",
+    "webPush",
+    "email",
+    "mobilePush",
+    "sms",
+    "whatsapp",
+    "slack",
+    "discord",
+    "webhook",
+    "chat",
+]

@@ -1,21 +1,6 @@
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.kit.types import DbId
-
-Channel = Literal[
-    "inApp",
-    "webPush",
-    "email",
-    "mobilePush",
-    "sms",
-    "whatsapp",
-    "slack",
-    "discord",
-    "webhook",
-    "chat",
-]
+from app.kit.types import Channel, DbId
 
 
 class ChannelPreference(BaseModel):
