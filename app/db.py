@@ -33,7 +33,16 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         # Bounded so a wedged database yields errors instead of hung requests.
-        connect_args={"command_timeout": 60, "server_settings": {"application_name": "herald"}},
+        connect_args={
+            "command_timeout": 60,
+            "server_settings": {
+                "application_name": "herald",
+                # The default (4) models spinning disks; with it the planner walks the
+                # primary key backwards for an inbox page instead of the user's index,
+                # which degrades badly once other users' rows are newer (bench/RESULTS.md).
+                "random_page_cost": "1.1",
+            },
+        },
     )
 
 

@@ -1,0 +1,152 @@
+"""The benchmarks' infrastructure: fresh databases beside a server, and a real Herald process."""
+
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench.seed import progress
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def exclusive(server_url: str, name: str) -> Iterator[None]:
+    """Hold a session lock for `name`, so two runs never drop each other's database."""
+    dsn = plain(server_url)
+
+    async def take() -> asyncpg.Connection:
+        conn = await asyncpg.connect(dsn)
+        key = "bench.inbox:" + name
+        if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
+            await conn.close()
+            raise SystemExit(f"another bench.inbox run is using database {name}; wait for it")
+        return conn
+
+    loop = asyncio.new_event_loop()
+    try:
+        conn = loop.run_until_complete(take())
+        try:
+            yield
+        finally:
+            loop.run_until_complete(conn.close())
+    finally:
+        loop.close()
+
+
+async def postmaster_pid(dsn: str) -> int | None:
+    """The PostgreSQL server's pid, when it runs on this machine and we may read its data dir."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        data_dir = await conn.fetchval("SHOW data_directory")
+    except asyncpg.InsufficientPrivilegeError:
+        return None
+    finally:
+        await conn.close()
+    try:
+        return int((Path(data_dir) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def asyncpg_url(url: str) -> str:
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def beside(url: str, name: str) -> str:
+    base, _, query = url.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+
+
+async def recreate(server_url: str, name: str, settings: Sequence[tuple[str, str]] = ()) -> str:
+    await drop(server_url, name)
+    conn = await asyncpg.connect(plain(server_url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        for key, value in settings:
+            quoted = value.replace("'", "''")
+            await conn.execute(f"ALTER DATABASE \"{name}\" SET {key} = '{quoted}'")
+    finally:
+        await conn.close()
+    return beside(server_url, name)
+
+
+async def drop(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(plain(server_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def herald(url: str, *, admin_token: str | None = None) -> Iterator[tuple[str, int]]:
+    """Run `python -m app.cli serve` on a free 127.0.0.1 port; yield its base URL and pid."""
+    workdir = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "HERALD_DATABASE_URL": url,
+        "HERALD_ADMIN_TOKEN": admin_token or secrets.token_urlsafe(24),
+        "HERALD_DATA_DIR": str(workdir),
+        "HERALD_LOG_LEVEL": "warning",
+    }
+    log = workdir / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"herald exited early:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"herald did not become ready:\n{log.read_text()}")
+            time.sleep(0.1)
+        progress(f"bench: herald serving at {base} (pid {proc.pid})")
+        yield base, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        problems = [line for line in log.read_text().splitlines() if "Traceback" in line]
+        if problems:
+            progress(f"bench: the server logged errors; see {log}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
