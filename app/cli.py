@@ -38,7 +38,15 @@ def serve(host: str | None, port: int | None, *, worker: bool) -> None:
     _banner(host, port, db, token, first)
     app = create_app(settings, database_url=db.url, admin_token=token.value, on_shutdown=db.stop)
     try:
-        uvicorn.run(served(app), host=host, port=port, access_log=False, log_config=None)
+        uvicorn.run(
+            served(app),
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
+            # engine.io pings every socket itself; uvicorn's own keepalive doubles idle CPU.
+            ws_ping_interval=None,
+        )
     finally:
         db.stop()
 

@@ -71,7 +71,7 @@ def create_app(
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         dsn = url.replace("+asyncpg", "", 1)
-        await realtime.start(app.state.sessionmaker, dsn)
+        await realtime.start(app.state.sessionmaker, url)
         # The one-command start needs nothing else: a worker runs in-process by default.
         worker = Worker(dsn, app.state.sessionmaker) if settings.worker else None
         worker_task = asyncio.create_task(worker.run()) if worker else None

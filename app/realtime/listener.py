@@ -8,10 +8,12 @@ from typing import Any
 import asyncpg
 
 log = logging.getLogger("herald.realtime")
+MAX_BATCH = 500
 
 
 class Listener:
-    """Hands every NOTIFY payload on `channel` to `handler`, in order, one at a time.
+    """Hands NOTIFY payloads on `channel` to `handler` in order, in batches of what has
+    arrived meanwhile (a busy process catches up instead of falling further behind).
 
     A dropped connection or a database restart is retried with backoff; events published
     while disconnected are lost to this process (clients refetch when their socket
@@ -21,7 +23,7 @@ class Listener:
         self,
         dsn: str,
         channel: str,
-        handler: Callable[[str], Awaitable[None]],
+        handler: Callable[[list[str]], Awaitable[None]],
         *,
         health_every: float = 5.0,
     ):
@@ -79,10 +81,12 @@ class Listener:
 
     async def _consume(self) -> None:
         while True:
-            payload = await self._queue.get()
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
-                await self.handler(payload)
+                await self.handler(batch)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("realtime: failed to dispatch %s", payload[:200])
+                log.exception("realtime: failed to dispatch %d events", len(batch))

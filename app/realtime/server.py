@@ -1,15 +1,18 @@
 """The socket.io server: authenticates like REST, then relays committed inbox events."""
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import parse_qs
 
 import socketio
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp
 
 from app.auth.dependencies import Credentials, authenticate, present
 from app.config import Settings
+from app.db import make_engine, make_sessionmaker
 from app.errors import AppError
 from app.notifications import events
 from app.notifications import repository as notifications_repository
@@ -20,6 +23,10 @@ from app.users import repository as users_repository
 
 log = logging.getLogger("herald.realtime")
 NAMESPACE = "/"
+
+
+# Events whose payload is loaded from the database before emitting.
+_LOADED = ("NEW_NOTIFICATION", "NOTIFICATION_INTERACTED")
 
 
 def room(user_id: int) -> str:
@@ -37,6 +44,9 @@ class Realtime:
         )
         self.sio.on("connect", self._connect)
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        # Dispatch reads through its own small pool so it never queues behind requests.
+        self._reader_engine: AsyncEngine | None = None
+        self._reader: async_sessionmaker[AsyncSession] | None = None
         self.listener: Listener | None = None
 
     def wrap(self, app: ASGIApp) -> ASGIApp:
@@ -44,14 +54,19 @@ class Realtime:
         wrapped: ASGIApp = socketio.ASGIApp(self.sio, other_asgi_app=app)
         return wrapped
 
-    async def start(self, sessionmaker: async_sessionmaker[AsyncSession], dsn: str) -> None:
+    async def start(self, sessionmaker: async_sessionmaker[AsyncSession], url: str) -> None:
+        """Begin relaying; `url` is the SQLAlchemy (asyncpg) URL of the database."""
         self._sessionmaker = sessionmaker
-        self.listener = Listener(dsn, events.CHANNEL, self.dispatch)
+        self._reader_engine = make_engine(url, pool_size=2)
+        self._reader = make_sessionmaker(self._reader_engine)
+        self.listener = Listener(url.replace("+asyncpg", "", 1), events.CHANNEL, self.dispatch)
         await self.listener.start()
 
     async def stop(self) -> None:
         if self.listener is not None:
             await self.listener.stop()
+        if self._reader_engine is not None:
+            await self._reader_engine.dispose()
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: object) -> None:
         query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -73,49 +88,67 @@ class Realtime:
         try:
             async with self._sessionmaker.begin() as session:
                 principal = await authenticate(session, creds)
-                if principal.user_identifier is None:
+                identifier = principal.user_identifier
+                if identifier is None:
                     raise socketio.exceptions.ConnectionRefusedError("a user is required")
-                ids = await users_repository.ensure(
-                    session, principal.app.id, [principal.user_identifier]
-                )
+                # A reconnect storm after a restart is mostly known users: read before writing.
+                user_id = await users_repository.id_of(session, principal.app.id, identifier)
+                if user_id is None:
+                    ids = await users_repository.ensure(session, principal.app.id, [identifier])
+                    user_id = ids[identifier]
         except AppError as exc:
             raise socketio.exceptions.ConnectionRefusedError(str(exc)) from exc
         # No database session is held past this point: an idle socket costs only memory.
-        await self.sio.enter_room(sid, room(ids[principal.user_identifier]), namespace=NAMESPACE)
+        await self.sio.enter_room(sid, room(user_id), namespace=NAMESPACE)
 
     def _local(self, user_id: int) -> bool:
         rooms = self.sio.manager.rooms.get(NAMESPACE, {})
         return bool(rooms.get(room(user_id)))
 
-    async def dispatch(self, payload: str) -> None:
-        """Emit one committed event to this process's sockets of the users it names."""
-        event, pairs = events.decode(payload)
+    async def dispatch(self, payloads: list[str]) -> None:
+        """Emit committed events to this process's sockets of the users they name.
+
+        Consecutive events of a kind that needs loading share one query; order per user
+        is kept."""
+        pending: tuple[events.Event, list[tuple[int, int | None]]] | None = None
+        for payload in payloads:
+            event, pairs = events.decode(payload)
+            if pending is not None and pending[0] == event and event in _LOADED:
+                pending[1].extend(pairs)
+                continue
+            if pending is not None:
+                await self._dispatch(*pending)
+            pending = (event, list(pairs))
+        if pending is not None:
+            await self._dispatch(*pending)
+
+    async def _dispatch(self, event: events.Event, pairs: list[tuple[int, int | None]]) -> None:
         pairs = [(u, n) for u, n in pairs if self._local(u)]
-        if not pairs or self._sessionmaker is None:
+        if not pairs or self._reader is None:
             return
-        if event in ("NEW_NOTIFICATION", "NOTIFICATION_INTERACTED"):
+        emits: list[Awaitable[None]] = []
+        if event in _LOADED:
             ids = [n for _, n in pairs if n is not None]
-            async with self._sessionmaker() as session:
+            async with self._reader() as session:
                 rows = await notifications_repository.by_ids(session, ids)
             for n, category in rows:
                 item = NotificationRead.of(n, category).model_dump(mode="json")
                 data = {"notification": item} if event == "NEW_NOTIFICATION" else item
-                await self.sio.emit(event, data, room=room(n.user_id), namespace=NAMESPACE)
+                emits.append(self._emit(event, data, n.user_id))
         elif event == "NOTIFICATION_SEEN":
-            async with self._sessionmaker() as session:
+            async with self._reader() as session:
                 for user_id in dict.fromkeys(u for u, _ in pairs):
                     count = await notifications_service.unread_count(session, user_id=user_id)
-                    await self.sio.emit(
-                        event,
-                        {"unreadNotificationCount": count},
-                        room=room(user_id),
-                        namespace=NAMESPACE,
-                    )
+                    emits.append(self._emit(event, {"unreadNotificationCount": count}, user_id))
         elif event in ("NOTIFICATION_DELETED", "NOTIFICATION_READ"):
-            for user_id, notification_id in pairs:
-                await self.sio.emit(
-                    event, {"id": notification_id}, room=room(user_id), namespace=NAMESPACE
-                )
+            emits = [self._emit(event, {"id": n}, u) for u, n in pairs]
         else:
-            for user_id in dict.fromkeys(u for u, _ in pairs):
-                await self.sio.emit(event, room=room(user_id), namespace=NAMESPACE)
+            emits = [self._emit(event, None, u) for u in dict.fromkeys(u for u, _ in pairs)]
+        # Tasks start in order, so each socket still sees its events in order.
+        await asyncio.gather(*emits)
+
+    async def _emit(self, event: str, data: object, user_id: int) -> None:
+        if data is None:
+            await self.sio.emit(event, room=room(user_id), namespace=NAMESPACE)
+        else:
+            await self.sio.emit(event, data, room=room(user_id), namespace=NAMESPACE)

@@ -27,16 +27,22 @@ function listen(instance) {
   }
   const next = (name, ms) =>
     new Promise((resolve, reject) => {
-      const deadline = setTimeout(() => reject(new Error(`no ${name} within ${ms} ms`)), ms);
+      let done = false;
       const check = () => {
+        if (done) return; // timed out: must not take an event meant for a later wait
         const i = seen.findIndex((e) => e.name === name);
         if (i >= 0) {
+          done = true;
           clearTimeout(deadline);
           resolve(seen.splice(i, 1)[0].params);
         } else {
           waiters.push(check);
         }
       };
+      const deadline = setTimeout(() => {
+        done = true;
+        reject(new Error(`no ${name} within ${ms} ms`));
+      }, ms);
       check();
     });
   return { seen, next };
