@@ -34,20 +34,12 @@ class Unauthorized(AppError):
     status_code = 401
 
 
-class Forbidden(AppError):
-    status_code = 403
-
-
 class NotFound(AppError):
     status_code = 404
 
 
 class Conflict(AppError):
     status_code = 409
-
-
-class PayloadTooLarge(AppError):
-    status_code = 413
 
 
 class Unprocessable(AppError):
