@@ -506,12 +506,20 @@ async def test_a_poisoned_job_is_retried_then_parked_as_failed(
     assert [(r["requestId"], r["status"]) for r in listed.json()] == [
         (poisoned.request_id, "failed")
     ]
-    # PgQueuer holds the job as failed instead of deleting it, for inspection or requeue.
-    assert await rows(
-        live_engine,
-        "SELECT status::text, attempts FROM pgqueuer "
-        "WHERE convert_from(payload, 'UTF8')::jsonb->>'requestId' = :rid",
-        rid=poisoned.request_id,
-    ) == [("failed", MAX_ATTEMPTS - 1)]
+
+    # PgQueuer holds the job as failed instead of deleting it, for inspection or requeue. It
+    # records that from a buffer flushed shortly after the request row says `failed`.
+    async def held() -> list[tuple[Any, ...]] | None:
+        found = await rows(
+            live_engine,
+            "SELECT status::text, attempts FROM pgqueuer "
+            "WHERE convert_from(payload, 'UTF8')::jsonb->>'requestId' = :rid",
+            rid=poisoned.request_id,
+        )
+        return found if found and found[0][0] != "picked" else None
+
+    assert await wait_for(held, within=15, what="PgQueuer to hold the job") == [
+        ("failed", MAX_ATTEMPTS - 1)
+    ]
     others = await api.get(f"/admin/apps/{poisoned.app_id}/requests?status=done", headers=ADMIN)
     assert others.json() == []
