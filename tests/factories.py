@@ -4,7 +4,9 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -75,3 +77,14 @@ def load_private(pem: str) -> rsa.RSAPrivateKey:
     key = serialization.load_pem_private_key(pem.encode(), password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
     return key
+
+
+def error_message(response: httpx.Response, status: int) -> Any:
+    """Assert `response` is an error in Engagespot's shape with `status`; return its message."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == "error"
+    assert body["statusCode"] == status
+    assert isinstance(body["message"], str | list)
+    assert body["message"]
+    return body["message"]

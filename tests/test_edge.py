@@ -9,6 +9,7 @@ import pytest
 
 from app.config import Settings
 from tests.factories import Creds, send_body
+from tests.factories import error_message as assert_error
 
 SDK_HEADERS = [
     "X-ENGAGESPOT-API-KEY",
@@ -22,14 +23,6 @@ SDK_HEADERS = [
     "Pragma",
     "Expires",
 ]
-
-
-def assert_error(response: httpx.Response, status: int) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status"] == "error"
-    assert isinstance(body["message"], str | list)
-    assert body["message"]
 
 
 def padded_send(size: int) -> bytes:

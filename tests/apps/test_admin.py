@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.config import Settings
 from app.main import create_app
 from tests.factories import Creds, load_private, rsa_pair, send_body, user_token
+from tests.factories import error_message as assert_error
 
 APP_KEYS = {
     "id",
@@ -24,14 +25,6 @@ APP_KEYS = {
     "hmacEnabled",
     "createdAt",
 }
-
-
-def assert_error(response: httpx.Response, status: int) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status"] == "error"
-    assert isinstance(body["message"], str | list)
-    assert body["message"]
 
 
 async def create(client: httpx.AsyncClient, admin: dict[str, str], name: str = "acme") -> Creds:

@@ -12,13 +12,7 @@ from app.errors import NO_AUTH
 from app.notifications.models import Notification
 from app.preferences.models import Preference
 from tests.factories import Creds, send_body
-
-
-def _error(response: httpx.Response, status: int) -> Any:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status"] == "error"
-    return body["message"]
+from tests.factories import error_message as _error
 
 
 async def _create(

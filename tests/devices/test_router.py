@@ -11,19 +11,13 @@ from app.devices.models import Device
 from app.errors import NO_AUTH
 from app.users.models import User
 from tests.factories import Creds
+from tests.factories import error_message as _error
 
 SUBSCRIPTION: dict[str, Any] = {
     "endpoint": "https://fcm.googleapis.com/fcm/send/abc:def",
     "expirationTime": None,
     "keys": {"p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA", "auth": "tBHItJI5svbpez7KI4CCXg"},
 }
-
-
-def _error(response: httpx.Response, status: int) -> Any:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status"] == "error"
-    return body["message"]
 
 
 async def _devices(session: AsyncSession) -> list[tuple[str, str, str | None, Any]]:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import NO_AUTH
 from app.notifications.models import Notification
 from tests.factories import Creds, send_body
+from tests.factories import error_message as _error
 
 Json = dict[str, Any]
 
@@ -64,13 +65,6 @@ def _recent(stamp: str | None) -> bool:
     assert stamp.endswith("Z")
     when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     return datetime.now(UTC) - timedelta(minutes=1) < when <= datetime.now(UTC)
-
-
-def _error(response: httpx.Response, status: int) -> Any:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status"] == "error"
-    return body["message"]
 
 
 # -- listing -------------------------------------------------------------------------------------

@@ -10,13 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import NO_AUTH
 from app.preferences.models import Preference
 from tests.factories import Creds
-
-
-def _error(response: httpx.Response, status: int) -> Any:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status"] == "error"
-    return body["message"]
+from tests.factories import error_message as _error
 
 
 async def _category(client: httpx.AsyncClient, creds: Creds, identifier: str) -> dict[str, Any]:

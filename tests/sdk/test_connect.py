@@ -12,15 +12,9 @@ from app.devices.models import Device
 from app.errors import NO_AUTH
 from app.users.models import User
 from tests.factories import Creds, send_body
+from tests.factories import error_message as _error
 
 DEVICE = "X-ENGAGESPOT-DEVICE-ID"
-
-
-def _error(response: httpx.Response, status: int) -> Any:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status"] == "error"
-    return body["message"]
 
 
 async def _devices(session: AsyncSession) -> list[tuple[str, str, str | None, str | None]]:

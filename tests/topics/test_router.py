@@ -13,20 +13,13 @@ from app.errors import NO_AUTH
 from app.topics.models import Topic, TopicSubscription
 from app.users.models import User
 from tests.factories import Creds
+from tests.factories import error_message as _error
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 PATTERN = r"^\S+$"
 BACKEND_ONLY = (
     "This route needs the app's credentials: X-ENGAGESPOT-API-KEY and X-ENGAGESPOT-API-SECRET"
 )
-
-
-def _error(response: httpx.Response, status: int) -> Any:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status"] == "error"
-    assert body["statusCode"] == status
-    return body["message"]
 
 
 async def _create(

@@ -14,15 +14,9 @@ from app.notifications.models import Notification
 from app.preferences.models import Preference
 from app.users.models import User
 from tests.factories import Creds, send_body
+from tests.factories import error_message as _error
 
 IDENTIFIER_KEY = "The profile cannot contain the key `identifier`"
-
-
-def _error(response: httpx.Response, status: int) -> Any:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status"] == "error"
-    return body["message"]
 
 
 async def _users(session: AsyncSession, app_id: int) -> dict[str, dict[str, Any]]:
