@@ -38,7 +38,9 @@ class Worker:
         while not self._stopping.is_set():
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=10)
+                conn = await asyncpg.connect(
+                    self.dsn, timeout=10, server_settings={"application_name": "herald-worker"}
+                )
                 qm = QueueManager(Queries(AsyncpgDriver(conn)))
                 notification_tasks.register(qm, self.sessionmaker)
                 self._qm = qm

@@ -60,7 +60,9 @@ class Listener:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=10)
+                conn = await asyncpg.connect(
+                    self.dsn, timeout=10, server_settings={"application_name": "herald-listen"}
+                )
                 await conn.add_listener(self.channel, self._on_notify)
                 self.listening.set()
                 backoff = 0.2
