@@ -1,6 +1,8 @@
 """The embedded PostgreSQL (pgserver) used when no database URL is configured."""
 
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ class EmbeddedPostgres:
             import pgserver
 
             self.pgdata.mkdir(parents=True, exist_ok=True)
+            _forget_dead_handles(self.pgdata / ".handle_pids.json")
             log.info("starting embedded PostgreSQL in %s", self.pgdata)
             self._server = pgserver.get_server(  # type: ignore[attr-defined]
                 self.pgdata, cleanup_mode="stop"
@@ -47,3 +50,29 @@ def asyncpg_url(uri: str) -> str:
     user = parts.username or "postgres"
     database = parts.path.lstrip("/") or "postgres"
     return f"postgresql+asyncpg://{user}@/{database}?host={host}"
+
+
+def _forget_dead_handles(path: Path) -> None:
+    """Drop processes that died without releasing their handle (SIGKILL, a timeout).
+
+    pgserver stops the server when its last handle closes; a dead process left in its list
+    would keep the server running after every later stop."""
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(pids, list):
+        return
+    alive = [p for p in pids if isinstance(p, int) and _alive(p)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
