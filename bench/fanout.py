@@ -46,9 +46,9 @@ import httpx
 from app.embedded import EmbeddedPostgres
 from bench import report
 from bench.client import recipient, send_body
-from bench.inbox import _asyncpg_url, _drop, _herald, _plain, _postmaster, _recreate
 from bench.load import Cpu, Processes, Sample, closed_loop, run_local
 from bench.seed import progress
+from bench.server import asyncpg_url, drop, herald, plain, postmaster_pid, recreate
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "bench" / "data" / "fanout"
@@ -114,7 +114,7 @@ def options(argv: list[str] | None = None) -> Options:
         sends=args.sends or sends,
         concurrency=args.concurrency or concurrency,
         max_seconds=args.max_seconds or max_seconds,
-        database_url=_asyncpg_url(args.database_url) if args.database_url else None,
+        database_url=asyncpg_url(args.database_url) if args.database_url else None,
         database_name=args.database_name,
         data_dir=args.data_dir,
         results=args.results or (None if quick else RESULTS),
@@ -206,19 +206,19 @@ def main(argv: list[str] | None = None) -> None:
     embedded = None if opts.database_url else EmbeddedPostgres(opts.data_dir)
     server_url = opts.database_url or (embedded.start() if embedded else "")
     try:
-        url = asyncio.run(_recreate(server_url, opts.database_name))
+        url = asyncio.run(recreate(server_url, opts.database_name))
         progress(f"bench: fresh database {opts.database_name}; the server applies migrations")
         admin_token = f"bench-{uuid.uuid4().hex}"
-        with _herald(url, admin_token=admin_token) as (base, server_pid):
-            measured = asyncio.run(_measure(opts, _plain(url), base, server_pid, admin_token))
-        machine = asyncio.run(report.machine(_plain(url)))
+        with herald(url, admin_token=admin_token) as (base, server):
+            measured = asyncio.run(_measure(opts, plain(url), base, server.pid, admin_token))
+        machine = asyncio.run(report.machine(plain(url)))
         print(table(opts, measured, machine, started), flush=True)
         print(result_line(measured), flush=True)
         if opts.results is not None:
             append(opts.results, markdown(opts, measured, machine, started, command))
             progress(f"bench: appended a section to {opts.results}")
         if not opts.keep:
-            asyncio.run(_drop(server_url, opts.database_name))
+            asyncio.run(drop(server_url, opts.database_name))
     finally:
         if embedded is not None:
             embedded.stop()
@@ -228,7 +228,7 @@ async def _measure(
     opts: Options, dsn: str, base: str, server_pid: int, admin_token: str
 ) -> Measured:
     measured = Measured()
-    processes = Processes(server_pid=server_pid, postmaster_pid=await _postmaster(dsn))
+    processes = Processes(server_pid=server_pid, postmaster_pid=await postmaster_pid(dsn))
     admin = {"Authorization": f"Bearer {admin_token}"}
     conn = await asyncpg.connect(dsn, command_timeout=max(600.0, opts.max_seconds))
     try:

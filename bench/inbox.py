@@ -14,6 +14,7 @@ import asyncio
 import multiprocessing
 import re
 import shlex
+import subprocess
 import sys
 import time
 import uuid
@@ -217,12 +218,13 @@ class Phase:
 async def _measure(
     opts: Options,
     url: str,
-    server: tuple[str, int],
+    server: tuple[str, subprocess.Popen[bytes]],
     seeded: Seeded,
     credentials: tuple[str, str],
     workers: ProcessPoolExecutor,
 ) -> Measured:
-    (base, server_pid), (api_key, api_secret) = server, credentials
+    (base, server_process), (api_key, api_secret) = server, credentials
+    server_pid = server_process.pid
     dsn = plain(url)
     processes = Processes(server_pid=server_pid, postmaster_pid=await postmaster_pid(dsn))
     c, rounds = opts.concurrency, opts.rounds
@@ -404,11 +406,6 @@ async def _seed(url: str, *, app_id: int, shape: Shape, extra: list[str]) -> See
         return await seed(conn, app_id=app_id, shape=shape, extra_sql=extra)
     finally:
         await conn.close()
-
-
-# bench/fanout.py imports these under their earlier private names.
-_asyncpg_url, _drop, _herald, _plain = asyncpg_url, drop, herald, plain
-_postmaster, _recreate = postmaster_pid, recreate
 
 
 if __name__ == "__main__":

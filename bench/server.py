@@ -97,9 +97,16 @@ async def drop(server_url: str, name: str) -> None:
 
 
 @contextmanager
-def herald(url: str, *, admin_token: str | None = None) -> Iterator[tuple[str, int]]:
-    """Run `python -m app.cli serve` on a free 127.0.0.1 port; yield its base URL and pid."""
-    workdir = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+def herald(
+    url: str,
+    *,
+    admin_token: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run `python -m app.cli serve [args]` on a free 127.0.0.1 port; yield its base URL and
+    process once `/ready` answers. The benchmarks and the tests' live servers both use this."""
+    workdir = Path(tempfile.mkdtemp(prefix="herald-"))
     port = free_port()
     env = {
         **os.environ,
@@ -107,11 +114,13 @@ def herald(url: str, *, admin_token: str | None = None) -> Iterator[tuple[str, i
         "HERALD_ADMIN_TOKEN": admin_token or secrets.token_urlsafe(24),
         "HERALD_DATA_DIR": str(workdir),
         "HERALD_LOG_LEVEL": "warning",
+        **(extra_env or {}),
     }
     log = workdir / "server.log"
+    command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*command, *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -131,8 +140,8 @@ def herald(url: str, *, admin_token: str | None = None) -> Iterator[tuple[str, i
             if time.monotonic() > deadline:
                 raise RuntimeError(f"herald did not become ready:\n{log.read_text()}")
             time.sleep(0.1)
-        progress(f"bench: herald serving at {base} (pid {proc.pid})")
-        yield base, proc.pid
+        progress(f"herald serving at {base} (pid {proc.pid})")
+        yield base, proc
     finally:
         proc.terminate()
         try:
@@ -142,7 +151,7 @@ def herald(url: str, *, admin_token: str | None = None) -> Iterator[tuple[str, i
             proc.wait(timeout=5)
         problems = [line for line in log.read_text().splitlines() if "Traceback" in line]
         if problems:
-            progress(f"bench: the server logged errors; see {log}")
+            progress(f"herald logged errors; see {log}")
 
 
 def free_port() -> int:

@@ -1,15 +1,11 @@
 """bench/fanout.py end to end at --quick sizes: it runs, stops by itself, and measures."""
 
-import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.db import ROOT
+from tests.bench.quick import run_quick
 
 pytestmark = pytest.mark.live
 
@@ -23,28 +19,13 @@ RESULT = re.compile(
 def test_fanout_bench_quick(server_url: str, tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmarks\n\n## Another section\n\nkept as it is\n")
-    started = time.monotonic()
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.fanout",
-            "--quick",
-            "--database-url",
-            server_url,
-            "--database-name",
-            f"herald_bench_fanout_{os.getpid()}",
-            "--results",
-            str(results),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run = run_quick(
+        "bench.fanout",
+        server_url,
+        "herald_bench_fanout",
+        "--results",
+        str(results),
     )
-    elapsed = time.monotonic() - started
-    assert run.returncode == 0, run.stderr[-4000:]
-    assert elapsed < 60, f"--quick took {elapsed:.0f}s"
     # Progress while running; every fan-out and COPY was checked to write 2,000 rows.
     assert "bench: subscribed 2,000 / 2,000 (API)" in run.stderr
     assert "bench: fan-out to 2,000 subscribers" in run.stderr

@@ -1,15 +1,11 @@
 """bench/inbox.py end to end at --quick sizes: it runs, stops by itself, and measures."""
 
-import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.db import ROOT
+from tests.bench.quick import run_quick
 
 pytestmark = pytest.mark.live
 
@@ -36,28 +32,13 @@ RATIO = re.compile(r"^  (?P<label>.+?÷.+?)\s+(?P<value>[\d.]+)$", re.MULTILINE)
 
 def test_inbox_bench_quick(server_url: str, tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
-    started = time.monotonic()
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.inbox",
-            "--quick",
-            "--database-url",
-            server_url,
-            "--database-name",
-            f"herald_bench_inbox_{os.getpid()}",
-            "--results",
-            str(results),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run = run_quick(
+        "bench.inbox",
+        server_url,
+        "herald_bench_inbox",
+        "--results",
+        str(results),
     )
-    elapsed = time.monotonic() - started
-    assert run.returncode == 0, run.stderr[-4000:]
-    assert elapsed < 60, f"--quick took {elapsed:.0f}s"
     assert "seed: 10,000 / 10,000 notifications" in run.stderr  # progress while seeding
 
     rows = {m["name"]: m for m in ROW.finditer(run.stdout)}

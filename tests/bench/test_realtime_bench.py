@@ -2,15 +2,11 @@
 
 import json
 import math
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.db import ROOT
+from tests.bench.quick import run_quick
 
 pytestmark = pytest.mark.live
 
@@ -18,32 +14,17 @@ pytestmark = pytest.mark.live
 def test_realtime_bench_quick(server_url: str, tmp_path: Path) -> None:
     out = tmp_path / "realtime.json"
     results = tmp_path / "RESULTS.md"
-    started = time.monotonic()
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.realtime",
-            "--quick",
-            "--database-url",
-            server_url,
-            "--database-name",
-            f"herald_bench_rt_{os.getpid()}",
-            "--data-dir",
-            str(tmp_path),
-            "--json",
-            str(out),
-            "--results",
-            str(results),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run = run_quick(
+        "bench.realtime",
+        server_url,
+        "herald_bench_rt",
+        "--data-dir",
+        str(tmp_path),
+        "--json",
+        str(out),
+        "--results",
+        str(results),
     )
-    elapsed = time.monotonic() - started
-    assert run.returncode == 0, run.stderr[-4000:]
-    assert elapsed < 60, f"--quick took {elapsed:.0f}s"
     assert "POST -> event on socket" in run.stdout
     assert "connected" in run.stderr  # progress while connecting
 
