@@ -17,12 +17,13 @@ from app.db import make_engine, make_sessionmaker
 from app.devices.router import router as devices_router
 from app.edge import Edge
 from app.errors import error_response, install_error_handlers
-from app.notifications.admin_router import router as admin_requests_router
-from app.notifications.router import router as notifications_router
-from app.notifications.workflows_router import router as workflows_router
+from app.inbox.router import router as inbox_router
 from app.preferences.router import router as preferences_router
 from app.realtime.server import Realtime
 from app.sdk.router import router as sdk_router
+from app.sends.admin_router import router as admin_requests_router
+from app.sends.router import router as sends_router
+from app.sends.workflows_router import router as workflows_router
 from app.topics.router import router as topics_router
 from app.users.router import router as users_router
 from app.worker import Worker
@@ -105,7 +106,8 @@ def create_app(
 
     v3 = APIRouter(prefix="/v3")
     for router in (
-        notifications_router,
+        sends_router,
+        inbox_router,
         categories_router,
         users_router,
         preferences_router,

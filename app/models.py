@@ -4,8 +4,9 @@ from app.apps.models import App
 from app.categories.models import Category
 from app.db import Base
 from app.devices.models import Device
-from app.notifications.models import IdempotencyKey, Notification, NotificationRequest
+from app.inbox.models import Notification
 from app.preferences.models import Preference
+from app.sends.models import IdempotencyKey, NotificationRequest
 from app.topics.models import Topic, TopicSubscription
 from app.users.models import User
 

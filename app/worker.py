@@ -8,7 +8,7 @@ import asyncpg
 from pgqueuer import AsyncpgDriver, Queries, QueueManager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.notifications import tasks as notification_tasks
+from app.sends import tasks as send_tasks
 
 log = logging.getLogger("herald.worker")
 
@@ -42,7 +42,7 @@ class Worker:
                     self.dsn, timeout=10, server_settings={"application_name": "herald-worker"}
                 )
                 qm = QueueManager(Queries(AsyncpgDriver(conn)))
-                notification_tasks.register(qm, self.sessionmaker)
+                send_tasks.register(qm, self.sessionmaker)
                 self._qm = qm
                 backoff = 0.5
                 log.info("worker: consuming the queue")

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apps import repository as apps_repository
 from app.auth import tokens
-from app.auth.principal import Principal, Via
+from app.auth.principal import Principal, UserPrincipal, Via
 from app.db import SessionDep
 from app.errors import NO_AUTH, BadRequest, Unauthorized
 from app.kit.secrets import same
@@ -157,10 +157,12 @@ async def inbox_actor(request: Request, session: SessionDep, creds: CredentialsD
     return principal
 
 
-async def inbox_user(principal: Annotated[Principal, Depends(inbox_actor)]) -> Principal:
+async def inbox_user(principal: Annotated[Principal, Depends(inbox_actor)]) -> UserPrincipal:
     if principal.user_identifier is None:
         raise BadRequest("userIdentifier is required when authenticating with the API secret")
-    return principal
+    return UserPrincipal(
+        app=principal.app, via=principal.via, user_identifier=principal.user_identifier
+    )
 
 
 async def admin(
@@ -175,5 +177,5 @@ async def admin(
 AnyCaller = Annotated[Principal, Depends(any_caller)]
 BackendApp = Annotated[Principal, Depends(backend)]
 InboxActor = Annotated[Principal, Depends(inbox_actor)]
-InboxUser = Annotated[Principal, Depends(inbox_user)]
+InboxUser = Annotated[UserPrincipal, Depends(inbox_user)]
 AdminDep = Depends(admin)

@@ -22,3 +22,12 @@ class Principal:
     @property
     def is_backend(self) -> bool:
         return self.via is Via.SECRET
+
+
+@dataclass(frozen=True, slots=True)
+class UserPrincipal:
+    """An authenticated caller acting as one user of its app (an inbox route's caller)."""
+
+    app: App
+    via: Via
+    user_identifier: str

@@ -37,3 +37,37 @@ async def ensure(session: AsyncSession, app_id: int, identifier: str) -> Categor
     category = await by_identifier(session, app_id, identifier)
     assert category is not None
     return category
+
+
+async def insert_new(
+    session: AsyncSession,
+    *,
+    app_id: int,
+    identifier: str,
+    name: str,
+    hide_in_in_app: bool,
+    hide_in_preference_manager: bool,
+) -> Category | None:
+    """Insert a category; None when the identifier is taken in the app."""
+    created: Category | None = await session.scalar(
+        insert(Category)
+        .values(
+            app_id=app_id,
+            identifier=identifier,
+            name=name,
+            hide_in_in_app=hide_in_in_app,
+            hide_in_preference_manager=hide_in_preference_manager,
+        )
+        .on_conflict_do_nothing(index_elements=["app_id", "identifier"])
+        .returning(Category)
+    )
+    return created
+
+
+async def known_ids(session: AsyncSession, app_id: int, ids: set[int]) -> set[int]:
+    """The ids among `ids` that are categories of the app."""
+    return set(
+        await session.scalars(
+            select(Category.id).where(Category.app_id == app_id, Category.id.in_(ids))
+        )
+    )

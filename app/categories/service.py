@@ -1,6 +1,5 @@
 """Rules for categories."""
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.categories import repository
@@ -11,17 +10,13 @@ from app.kit.timefmt import utcnow
 
 
 async def create(session: AsyncSession, *, app_id: int, body: CategoryCreate) -> Category:
-    created: Category | None = await session.scalar(
-        insert(Category)
-        .values(
-            app_id=app_id,
-            identifier=body.identifier,
-            name=body.name or body.identifier,
-            hide_in_in_app=body.hideInInApp,
-            hide_in_preference_manager=body.hideInPreferenceManager,
-        )
-        .on_conflict_do_nothing(index_elements=["app_id", "identifier"])
-        .returning(Category)
+    created = await repository.insert_new(
+        session,
+        app_id=app_id,
+        identifier=body.identifier,
+        name=body.name or body.identifier,
+        hide_in_in_app=body.hideInInApp,
+        hide_in_preference_manager=body.hideInPreferenceManager,
     )
     if created is None:
         raise Conflict(f"A category with identifier '{body.identifier}' already exists")

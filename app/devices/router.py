@@ -20,7 +20,6 @@ async def save_web_push_subscription(
     body: WebPushSubscription,
 ) -> Message:
     """Store the browser's web-push subscription for this user's device."""
-    assert principal.user_identifier is not None
     user = await users_service.locked(
         session, app_id=principal.app.id, identifier=principal.user_identifier
     )

@@ -1,5 +1,7 @@
 """SQL for preferences."""
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,3 +30,22 @@ async def upsert(session: AsyncSession, rows: list[dict[str, object]]) -> None:
             set_={"enabled": stmt.excluded.enabled},
         )
     )
+
+
+async def turned_off(
+    session: AsyncSession,
+    *,
+    category_id: int,
+    user_ids: Sequence[int],
+    channels: Sequence[str],
+) -> set[tuple[int, str]]:
+    """The (user, channel) pairs among these that the user turned off for the category."""
+    rows = await session.execute(
+        select(Preference.user_id, Preference.channel).where(
+            Preference.category_id == category_id,
+            Preference.user_id.in_(user_ids),
+            Preference.channel.in_(channels),
+            Preference.enabled.is_(False),
+        )
+    )
+    return {(user_id, channel) for user_id, channel in rows}

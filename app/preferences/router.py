@@ -11,7 +11,6 @@ router = APIRouter(tags=["preferences"])
 @router.get("/preferences", response_model=list[PreferenceRead])
 async def get_preferences(session: SessionDep, principal: InboxUser) -> list[PreferenceRead]:
     """List the user's explicit rules; a channel not listed is enabled."""
-    assert principal.user_identifier is not None
     return await service.read(
         session, app_id=principal.app.id, identifier=principal.user_identifier
     )
@@ -22,7 +21,6 @@ async def update_preferences(
     session: SessionDep, principal: InboxUser, body: PreferencesUpdate
 ) -> list[PreferenceRead]:
     """Merge rules per (category, channel); rules not named are kept."""
-    assert principal.user_identifier is not None
     return await service.update(
         session, app_id=principal.app.id, identifier=principal.user_identifier, body=body
     )

@@ -1,9 +1,8 @@
 """Rules for preferences: explicit rules only; anything unset is enabled."""
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.categories.models import Category
+from app.categories import repository as categories_repository
 from app.errors import NotFound
 from app.preferences import repository
 from app.preferences.schemas import (
@@ -40,11 +39,7 @@ async def update(
     session: AsyncSession, *, app_id: int, identifier: str, body: PreferencesUpdate
 ) -> list[PreferenceRead]:
     wanted = {p.categoryId for p in body.preference}
-    known = set(
-        await session.scalars(
-            select(Category.id).where(Category.app_id == app_id, Category.id.in_(wanted))
-        )
-    )
+    known = await categories_repository.known_ids(session, app_id, wanted)
     if missing := sorted(wanted - known):
         raise NotFound(f"Unknown categoryId: {', '.join(map(str, missing))}")
     user = await users_service.locked(session, app_id=app_id, identifier=identifier)

@@ -14,10 +14,10 @@ from app.auth.dependencies import Credentials, authenticate, present
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.errors import AppError
-from app.notifications import events
-from app.notifications import repository as notifications_repository
-from app.notifications import service as notifications_service
-from app.notifications.schemas import NotificationRead
+from app.inbox import events
+from app.inbox import repository as inbox_repository
+from app.inbox import service as inbox_service
+from app.inbox.schemas import NotificationRead
 from app.realtime.listener import Listener
 from app.users import repository as users_repository
 
@@ -130,7 +130,7 @@ class Realtime:
         if event in _LOADED:
             ids = [n for _, n in pairs if n is not None]
             async with self._reader() as session:
-                rows = await notifications_repository.by_ids(session, ids)
+                rows = await inbox_repository.by_ids(session, ids)
             for n, category in rows:
                 item = NotificationRead.of(n, category).model_dump(mode="json")
                 data = {"notification": item} if event == "NEW_NOTIFICATION" else item
@@ -138,7 +138,7 @@ class Realtime:
         elif event == "NOTIFICATION_SEEN":
             async with self._reader() as session:
                 for user_id in dict.fromkeys(u for u, _ in pairs):
-                    count = await notifications_service.unread_count(session, user_id=user_id)
+                    count = await inbox_service.unread_count(session, user_id=user_id)
                     emits.append(self._emit(event, {"unreadNotificationCount": count}, user_id))
         elif event in ("NOTIFICATION_DELETED", "NOTIFICATION_READ"):
             emits = [self._emit(event, {"id": n}, u) for u, n in pairs]

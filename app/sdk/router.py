@@ -6,8 +6,8 @@ from app.categories.schemas import CategoryRead
 from app.db import SessionDep
 from app.devices import repository as devices_repository
 from app.errors import BadRequest
+from app.inbox import service as inbox_service
 from app.kit.bodies import optional_object
-from app.notifications import service as notifications_service
 from app.sdk.schemas import Connected, ConnectedApp
 from app.users import service as users_service
 
@@ -26,7 +26,6 @@ def _short(body: dict[str, object], key: str) -> str | None:
 @router.post("/sdk/connect", response_model=Connected)
 async def connect(request: Request, session: SessionDep, principal: InboxUser) -> Connected:
     """Identify the user (created if new), register the device, and describe the app."""
-    assert principal.user_identifier is not None
     body = await optional_object(request)
     device_type, browser_type = _short(body, "deviceType"), _short(body, "browserType")
     device_id = request.headers.get("x-engagespot-device-id", "").strip()
@@ -46,7 +45,7 @@ async def connect(request: Request, session: SessionDep, principal: InboxUser) -
     app = principal.app
     categories = await categories_repository.list_for_app(session, app.id)
     return Connected(
-        unreadCount=await notifications_service.unread_count(session, user_id=user.id),
+        unreadCount=await inbox_service.unread_count(session, user_id=user.id),
         app=ConnectedApp(
             id=app.id,
             name=app.name,

@@ -66,3 +66,16 @@ async def subscriptions_of(
         .order_by(Topic.id)
     )
     return [(t, s) for t, s in rows]
+
+
+async def insert_new(
+    session: AsyncSession, *, app_id: int, name: str, identifier: str
+) -> Topic | None:
+    """Insert a topic; None when the identifier is taken in the app."""
+    topic: Topic | None = await session.scalar(
+        insert(Topic)
+        .values(app_id=app_id, name=name, identifier=identifier)
+        .on_conflict_do_nothing(index_elements=["app_id", "identifier"])
+        .returning(Topic)
+    )
+    return topic

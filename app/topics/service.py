@@ -1,6 +1,5 @@
 """Rules for topics: identifiers unique per app; subscribing creates unknown users."""
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, NotFound
@@ -19,12 +18,7 @@ def derive_identifier(name: str) -> str:
 async def create(session: AsyncSession, *, app_id: int, name: str, identifier: str | None) -> Topic:
     # A derived identifier has no whitespace, so it always fits IDENTIFIER_PATTERN.
     identifier = identifier or derive_identifier(name)
-    topic: Topic | None = await session.scalar(
-        insert(Topic)
-        .values(app_id=app_id, name=name, identifier=identifier)
-        .on_conflict_do_nothing(index_elements=["app_id", "identifier"])
-        .returning(Topic)
-    )
+    topic = await repository.insert_new(session, app_id=app_id, name=name, identifier=identifier)
     if topic is None:
         raise Conflict(f"A topic with identifier '{identifier}' already exists")
     return topic

@@ -101,3 +101,13 @@ async def ids_of(session: AsyncSession, app_id: int, identifiers: Sequence[str])
         return {}
     params = {"app_id": app_id, "identifiers": list(identifiers)}
     return {identifier: user_id for identifier, user_id in await session.execute(_IDS, params)}
+
+
+async def locked(session: AsyncSession, app_id: int, identifier: str) -> User | None:
+    """The user, locked for this transaction and read fresh."""
+    return await session.scalar(
+        select(User)
+        .where(User.app_id == app_id, User.identifier == identifier)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )

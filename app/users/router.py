@@ -53,7 +53,6 @@ async def delete_user(session: SessionDep, principal: BackendApp, identifier: st
 @router.get("/profile")
 async def get_profile(session: SessionDep, principal: InboxUser) -> dict[str, Any]:
     """Read the current user's profile."""
-    assert principal.user_identifier is not None
     return await service.profile_of(
         session, app_id=principal.app.id, identifier=principal.user_identifier
     )
@@ -64,7 +63,6 @@ async def put_profile(
     session: SessionDep, principal: InboxUser, body: ProfileBody = None
 ) -> dict[str, Any]:
     """Merge key/value pairs into the current user's profile (`fcm.token` appends)."""
-    assert principal.user_identifier is not None
     user = await service.merge_profile(
         session, app_id=principal.app.id, identifier=principal.user_identifier, changes=body or {}
     )
@@ -78,7 +76,6 @@ async def patch_profile(
     body: Annotated[list[Any] | dict[str, Any], Body()],
 ) -> dict[str, Any]:
     """Apply an RFC 6902 JSON Patch array, or merge a plain object, into the profile."""
-    assert principal.user_identifier is not None
     if isinstance(body, list):
         user = await service.patch_profile(
             session, app_id=principal.app.id, identifier=principal.user_identifier, operations=body

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import BadRequest, NotFound, Unprocessable
@@ -24,13 +23,9 @@ async def locked(session: AsyncSession, *, app_id: int, identifier: str) -> User
     """Return the user, created if needed, locked for this transaction."""
     check_identifier(identifier)
     await repository.ensure(session, app_id, [identifier])
-    user = await session.scalar(
-        select(User)
-        .where(User.app_id == app_id, User.identifier == identifier)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert user is not None
+    user = await repository.locked(session, app_id, identifier)
+    if user is None:  # ensured above, in this transaction
+        raise NotFound("User not found")
     return user
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NO_AUTH
-from app.notifications.models import NotificationRequest
+from app.sends.models import NotificationRequest
 from app.users.models import User
 from tests.factories import Creds, load_private, rsa_pair, send_body, user_token
 

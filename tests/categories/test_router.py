@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.categories.models import Category
 from app.errors import NO_AUTH
-from app.notifications.models import Notification
+from app.inbox.models import Notification
 from app.preferences.models import Preference
 from tests.factories import Creds, send_body
 from tests.factories import error_message as _error

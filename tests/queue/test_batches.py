@@ -11,8 +11,9 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.notifications import fanout, tasks
-from app.notifications.models import Notification, NotificationRequest
+from app.inbox.models import Notification
+from app.sends import fanout, tasks
+from app.sends.models import NotificationRequest
 from app.users.models import User
 from tests.factories import Creds
 

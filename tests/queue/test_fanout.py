@@ -16,10 +16,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.kit.timefmt import utcnow
-from app.notifications.models import NotificationRequest
-from app.notifications.send import FAN_OUT
-from app.notifications.tasks import MAX_ATTEMPTS
 from app.queue.enqueue import enqueue
+from app.sends.accept import FAN_OUT
+from app.sends.models import NotificationRequest
+from app.sends.tasks import MAX_ATTEMPTS
 from app.users import repository as users_repository
 from tests.factories import Creds
 from tests.queue.support import (

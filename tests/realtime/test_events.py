@@ -7,7 +7,7 @@ import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from app.notifications import events
+from app.inbox import events
 from app.users.models import User
 from tests.conftest import ADMIN_TOKEN
 from tests.factories import Creds

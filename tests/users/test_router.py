@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.devices.models import Device
 from app.errors import NO_AUTH
-from app.notifications.models import Notification
+from app.inbox.models import Notification
 from app.preferences.models import Preference
 from app.users.models import User
 from tests.factories import Creds, send_body

@@ -1,65 +1,20 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Query, Request
 
-from app.auth.dependencies import BackendApp, InboxActor, InboxUser
-from app.config import SettingsDep
+from app.auth.dependencies import InboxActor, InboxUser
 from app.db import SessionDep
+from app.inbox import service
+from app.inbox.schemas import Done, InboxFilter, InboxPage, NotificationRead, StateChange
 from app.kit.bodies import optional_object, truthy
 from app.kit.timefmt import utcnow
 from app.kit.types import DbId
-from app.notifications import idempotency, send, service
-from app.notifications.schemas import (
-    Done,
-    InboxFilter,
-    InboxPage,
-    NotificationRead,
-    SendAccepted,
-    SendRequest,
-    StateChange,
-)
 
 router = APIRouter(tags=["notifications"])
 
 PageNo = Annotated[int, Query(alias="pageNo", ge=1, le=1_000_000)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 Optional255 = Annotated[str | None, Query(max_length=255)]
-
-
-IdempotencyHeader = Annotated[
-    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
-]
-
-
-@router.post("/notifications", status_code=status.HTTP_202_ACCEPTED, response_model=SendAccepted)
-async def send_notification(
-    session: SessionDep,
-    principal: BackendApp,
-    settings: SettingsDep,
-    body: SendRequest,
-    idempotency_key: IdempotencyHeader = None,
-) -> SendAccepted:
-    """Send a notification to recipients and topics (now, or at `sendAt`).
-
-    Inbox rows for up to `HERALD_INLINE_RECIPIENTS` explicit recipients exist when this
-    answers 202; larger audiences and topics are written by the worker. With an
-    `Idempotency-Key`, a retry within 24 h gets the first answer and sends nothing twice."""
-    app_id = principal.app.id
-    if idempotency_key is not None:
-        earlier = await idempotency.claim(
-            session, app_id=app_id, key=idempotency_key, body=body.model_dump(mode="json")
-        )
-        if earlier is not None:
-            return SendAccepted(requestId=str(earlier))
-    limits = send.Limits(
-        max_recipients=settings.max_recipients, inline_recipients=settings.inline_recipients
-    )
-    request_id = await send.accept(session, app_id=app_id, body=body, limits=limits)
-    if idempotency_key is not None:
-        await idempotency.remember(
-            session, app_id=app_id, key=idempotency_key, request_id=request_id
-        )
-    return SendAccepted(requestId=str(request_id))
 
 
 @router.get("/notifications", response_model=InboxPage)
@@ -77,7 +32,6 @@ async def list_notifications(
 ) -> InboxPage:
     """List the user's inbox, newest first (backends pass `userIdentifier`)."""
     del user_identifier  # consumed by the auth dependency; declared here for /docs
-    assert principal.user_identifier is not None
     return await service.page(
         session,
         app_id=principal.app.id,
@@ -98,7 +52,6 @@ async def mark_all_seen(
     limit: Limit = 15,
 ) -> Done:
     """Mark one inbox page (default: the newest 15) as seen."""
-    assert principal.user_identifier is not None
     n = await service.mark_page_seen(
         session,
         app_id=principal.app.id,
@@ -112,12 +65,11 @@ async def mark_all_seen(
 @router.post("/notifications/markAllNotificationsAsRead", response_model=Done)
 async def mark_all_read(session: SessionDep, principal: InboxUser) -> Done:
     """Mark every notification in the inbox as read (clicked)."""
-    assert principal.user_identifier is not None
     n = await service.mark_all(
         session,
         app_id=principal.app.id,
         identifier=principal.user_identifier,
-        values=service.clicked(utcnow()),
+        values=service.clicked_now(),
         event="ALL_NOTIFICATION_READ",
     )
     return Done(message=f"{n} notifications marked as read")
@@ -126,7 +78,6 @@ async def mark_all_read(session: SessionDep, principal: InboxUser) -> Done:
 @router.post("/notifications/markAllNotificationsAsDeleted", response_model=Done)
 async def mark_all_deleted(session: SessionDep, principal: InboxUser) -> Done:
     """Delete every notification in the inbox."""
-    assert principal.user_identifier is not None
     n = await service.mark_all(
         session,
         app_id=principal.app.id,
@@ -143,7 +94,7 @@ async def get_notification(
 ) -> NotificationRead:
     """Read one notification; this also marks it seen."""
     return await service.mark(
-        session, principal, notification_id, service.seen(utcnow()), "NOTIFICATION_SEEN"
+        session, principal, notification_id, service.seen_now(), "NOTIFICATION_SEEN"
     )
 
 
@@ -165,10 +116,9 @@ async def click_notification(
 ) -> NotificationRead:
     """Mark a notification read (clicked); `{"read": false}` marks it unread again."""
     body = await optional_object(request)
-    now = utcnow()
     if truthy(body.get("read")):
         return await service.mark(
-            session, principal, notification_id, service.clicked(now), "NOTIFICATION_READ"
+            session, principal, notification_id, service.clicked_now(), "NOTIFICATION_READ"
         )
     return await service.mark(
         session, principal, notification_id, {"clicked_at": None}, "NOTIFICATION_SEEN"
@@ -181,7 +131,7 @@ async def view_notification(
 ) -> NotificationRead:
     """Mark a notification seen."""
     return await service.mark(
-        session, principal, notification_id, service.seen(utcnow()), "NOTIFICATION_SEEN"
+        session, principal, notification_id, service.seen_now(), "NOTIFICATION_SEEN"
     )
 
 

@@ -3,21 +3,24 @@ can write at once and the job for the rest, in the one transaction that answers 
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import routing
+from app.apps.models import App
 from app.categories import repository as categories_repository
 from app.errors import BadRequest
+from app.inbox import service as inbox_service
 from app.kit.timefmt import utcnow
-from app.notifications import events, repository
-from app.notifications.models import NotificationRequest
-from app.notifications.schemas import InlineRecipient, Recipient, SendRequest
 from app.queue.enqueue import enqueue
+from app.sends import repository
+from app.sends.models import NotificationRequest, SendStatus
+from app.sends.schemas import InlineRecipient, Recipient, SendRequest
 from app.topics import repository as topics_repository
 from app.users import repository as users_repository
 
-IN_APP = "inApp"
 FAN_OUT = "fan_out"
 
 
@@ -80,15 +83,16 @@ def inbox_content(body: SendRequest, category_id: int | None) -> dict[str, Any]:
     }
 
 
-def wants_inbox(body: SendRequest) -> bool:
-    channels = body.override.channels if body.override else None
-    return channels is None or IN_APP in channels
+def channels_of(app_channels: list[str], body: SendRequest) -> tuple[str, ...]:
+    """The channels this send may use: the app's, narrowed by `override.channels`."""
+    return routing.send_channels(app_channels, body.override.channels if body.override else None)
 
 
 async def accept(
-    session: AsyncSession, *, app_id: int, body: SendRequest, limits: Limits
+    session: AsyncSession, *, app: App, body: SendRequest, limits: Limits
 ) -> uuid.UUID:
     """Store the request; write small immediate audiences now and queue everything else."""
+    app_id = app.id
     recipients = check(body, limits=limits)
     topic_identifiers = list(dict.fromkeys(body.sendTo.topics if body.sendTo else []))
     topic_ids = await topics_repository.ids_by_identifier(session, app_id, topic_identifiers)
@@ -106,12 +110,13 @@ async def accept(
 
     now = utcnow()
     scheduled = body.sendAt is not None and body.sendAt > now
-    inbox = wants_inbox(body)
+    channels = channels_of(app.channels, body)
     # Small explicit audiences are written now, so a send followed by a list sees them.
-    write_now = inbox and not scheduled and len(user_ids) <= limits.inline_recipients
+    write_now = bool(channels) and not scheduled and len(user_ids) <= limits.inline_recipients
     deferred_users = [] if write_now else list(user_ids.values())
-    needs_worker = inbox and (bool(deferred_users) or bool(topic_ids))
+    needs_worker = bool(channels) and (bool(deferred_users) or bool(topic_ids))
 
+    workflow = body.notification.workflow
     request = NotificationRequest(
         id=uuid.uuid4(),
         app_id=app_id,
@@ -122,35 +127,47 @@ async def accept(
         user_ids=deferred_users,
         topic_ids=list(topic_ids.values()),
         category_id=category_id,
-        cancellation_key=body.notification.workflow.cancellationKey
-        if body.notification.workflow
-        else None,
-        workflow_identifier=body.notification.workflow.identifier
-        if body.notification.workflow
-        else None,
+        cancellation_key=workflow.cancellationKey if workflow else None,
+        workflow_identifier=workflow.identifier if workflow else None,
         created_at=now,
         updated_at=now,
     )
-    session.add(request)
-    await session.flush()
+    await repository.add(session, request)
 
     if write_now:
-        written = await repository.fan_out(
+        routes = await routing.route(
             session,
-            app_id=app_id,
-            request_id=request.id,
-            user_ids=list(user_ids.values()),
-            content=inbox_content(body, category_id),
-            created_at=now,
+            channels=channels,
+            category_id=category_id,
+            reached=[routing.Reach(u) for u in user_ids.values()],
         )
-        await events.publish(session, "NEW_NOTIFICATION", written)
+        await deliver(session, request, body, routes, created_at=now)
     if needs_worker:
         not_before = body.sendAt if scheduled else None
         await enqueue(session, FAN_OUT, {"requestId": str(request.id)}, not_before=not_before)
     return request.id
 
 
-def _status(*, scheduled: bool, queued: bool) -> str:
+async def deliver(
+    session: AsyncSession,
+    request: NotificationRequest,
+    body: SendRequest,
+    routes: routing.Routes,
+    *,
+    created_at: datetime,
+) -> int:
+    """Hand each routed channel its users, in the caller's transaction; return inbox rows."""
+    return await inbox_service.deliver(
+        session,
+        app_id=request.app_id,
+        request_id=request.id,
+        user_ids=routes.users(routing.IN_APP),
+        content=inbox_content(body, request.category_id),
+        created_at=created_at,
+    )
+
+
+def _status(*, scheduled: bool, queued: bool) -> SendStatus:
     if scheduled:
-        return "scheduled"
-    return "queued" if queued else "done"
+        return SendStatus.SCHEDULED
+    return SendStatus.QUEUED if queued else SendStatus.DONE

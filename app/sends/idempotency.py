@@ -11,19 +11,16 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import AppError, Conflict, Unprocessable
 from app.kit.timefmt import utcnow
-from app.notifications.models import IdempotencyKey
+from app.sends import repository
 
 TTL = timedelta(hours=24)
 WAIT = "5s"  # how long a retry waits for the first attempt before answering 409
 LOCK_NOT_AVAILABLE = "55P03"
-_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :value, true)")
 
 
 def fingerprint(body: dict[str, Any]) -> str:
@@ -36,35 +33,19 @@ async def claim(
 ) -> uuid.UUID | None:
     """Return the request id of an earlier identical send, or None when this send owns the key."""
     digest = fingerprint(body)
-    await session.execute(_LOCK_TIMEOUT, {"value": WAIT})
     try:
-        owned = await session.scalar(
-            insert(IdempotencyKey)
-            .values(app_id=app_id, key=key, fingerprint=digest)
-            .on_conflict_do_nothing(index_elements=["app_id", "key"])
-            .returning(IdempotencyKey.key)
-        )
-        existing = (
-            None
-            if owned is not None
-            else await session.scalar(
-                select(IdempotencyKey)
-                .where(IdempotencyKey.app_id == app_id, IdempotencyKey.key == key)
-                .with_for_update()
-            )
+        existing = await repository.claim_key(
+            session, app_id=app_id, key=key, fingerprint=digest, wait=WAIT
         )
     except DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
             raise _busy() from exc
         raise
-    await session.execute(_LOCK_TIMEOUT, {"value": "0"})
     if existing is None:
         return None
-    if existing.created_at < utcnow() - TTL:
-        existing.fingerprint = digest
-        existing.request_id = None
-        existing.created_at = utcnow()
-        await session.flush()
+    now = utcnow()
+    if existing.created_at < now - TTL:
+        await repository.restart_key(session, existing, fingerprint=digest, now=now)
         return None
     if existing.fingerprint != digest:
         raise Unprocessable("Idempotency-Key was already used with a different request body")
@@ -74,11 +55,7 @@ async def claim(
 
 
 async def remember(session: AsyncSession, *, app_id: int, key: str, request_id: uuid.UUID) -> None:
-    await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.app_id == app_id, IdempotencyKey.key == key)
-        .values(request_id=request_id)
-    )
+    await repository.remember_key(session, app_id=app_id, key=key, request_id=request_id)
 
 
 def _busy() -> AppError:

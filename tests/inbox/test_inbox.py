@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NO_AUTH
-from app.notifications.models import Notification
+from app.inbox.models import Notification
 from tests.factories import Creds, send_body
 from tests.factories import error_message as _error
 

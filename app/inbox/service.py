@@ -1,26 +1,50 @@
 """Rules for the inbox: listing, reading and changing the state of items."""
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, literal
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.categories import repository as categories_repository
 from app.errors import NotFound
-from app.kit.timefmt import utcnow
-from app.notifications import events, repository
-from app.notifications.models import Notification
-from app.notifications.schemas import (
+from app.inbox import events, repository
+from app.inbox.repository import clicked, seen
+from app.inbox.schemas import (
     InboxFilter,
     InboxPage,
     NotificationRead,
     Pagination,
     StateChange,
 )
+from app.kit.timefmt import utcnow
 from app.users import repository as users_repository
+
+
+async def deliver(
+    session: AsyncSession,
+    *,
+    app_id: int,
+    request_id: uuid.UUID,
+    user_ids: Sequence[int],
+    content: dict[str, Any],
+    created_at: datetime,
+) -> int:
+    """Write the inbox rows of a send for `user_ids` and announce them on commit.
+
+    A re-run for the same users writes nothing twice. Returns the rows written."""
+    written = await repository.write(
+        session,
+        app_id=app_id,
+        request_id=request_id,
+        user_ids=user_ids,
+        content=content,
+        created_at=created_at,
+    )
+    await events.publish(session, "NEW_NOTIFICATION", written)
+    return len(written)
 
 
 async def page(
@@ -74,9 +98,7 @@ async def read_one(
     session: AsyncSession, principal: Principal, notification_id: int
 ) -> NotificationRead:
     found = await repository.one(
-        session,
-        notification_id,
-        repository.scope(principal.app.id, principal.user_identifier),
+        session, repository.scope(principal.app.id, principal.user_identifier, notification_id)
     )
     if found is None:
         raise NotFound("Notification not found")
@@ -91,10 +113,8 @@ async def touch(
     event: events.Event,
 ) -> None:
     """Apply `values` to one item the caller may touch and announce `event`, or raise 404."""
-    conditions = repository.scope(principal.app.id, principal.user_identifier)
-    changed = await repository.change(
-        session, [Notification.id == notification_id, *conditions], values
-    )
+    conditions = repository.scope(principal.app.id, principal.user_identifier, notification_id)
+    changed = await repository.change(session, conditions, values)
     if not changed:
         raise NotFound("Notification not found")
     await events.publish(session, event, changed)
@@ -111,12 +131,12 @@ async def mark(
     return await read_one(session, principal, notification_id)
 
 
-def seen(now: datetime) -> dict[str, Any]:
-    return {"seen_at": func.coalesce(Notification.seen_at, now)}
+def seen_now() -> dict[str, Any]:
+    return seen(utcnow())
 
 
-def clicked(now: datetime) -> dict[str, Any]:
-    return {**seen(now), "clicked_at": func.coalesce(Notification.clicked_at, now)}
+def clicked_now() -> dict[str, Any]:
+    return clicked(utcnow())
 
 
 def state_values(change: StateChange, now: datetime) -> dict[str, Any]:
@@ -131,12 +151,7 @@ def state_values(change: StateChange, now: datetime) -> dict[str, Any]:
     else:
         values = {**seen(now), "state": change.state, "interacted_at": now}
     if change.data:
-        # A row sent without data holds JSON `null`, and `null || {…}` would make an array.
-        current = case(
-            (func.jsonb_typeof(Notification.data) == "object", Notification.data),
-            else_=func.jsonb_build_object(),
-        )
-        values["data"] = current.op("||")(literal(change.data, JSONB))
+        values["data"] = repository.merged_data(change.data)
     if change.delete:
         values["deleted_at"] = now
     return values
@@ -151,11 +166,7 @@ async def mark_page_seen(
     ids = await repository.page_ids(
         session, repository.inbox(user_id), offset=(page_no - 1) * limit, limit=limit
     )
-    changed = await repository.change(
-        session,
-        [Notification.id.in_(ids), Notification.seen_at.is_(None)],
-        {"seen_at": utcnow()},
-    )
+    changed = await repository.mark_seen(session, ids, utcnow())
     if changed:
         await events.publish(session, "NOTIFICATION_SEEN", [(user_id, None)])
     return len(changed)

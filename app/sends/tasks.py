@@ -1,4 +1,4 @@
-"""Queue entrypoints of the notifications domain: thin wrappers around `fanout`."""
+"""Queue entrypoints of the send pipeline: thin wrappers around `fanout`."""
 
 import json
 import logging
@@ -9,8 +9,8 @@ from pgqueuer import DatabaseRetryEntrypointExecutor, Job, QueueManager
 from pgqueuer.executors import EntrypointExecutorParameters
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.notifications import fanout
-from app.notifications.send import FAN_OUT
+from app.sends import fanout
+from app.sends.accept import FAN_OUT
 
 log = logging.getLogger("herald.worker")
 MAX_ATTEMPTS = 5

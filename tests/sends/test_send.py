@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.categories.models import Category
 from app.config import Settings
 from app.errors import NO_AUTH
-from app.notifications.models import Notification, NotificationRequest
+from app.inbox.models import Notification
+from app.sends.models import NotificationRequest
 from app.users.models import User
 from tests.factories import Creds, send_body
 

@@ -4,8 +4,9 @@ from fastapi import APIRouter, Path
 
 from app.auth.dependencies import BackendApp
 from app.db import SessionDep
-from app.notifications import cancel
-from app.notifications.schemas import Cancelled, CancelRun, Identifier
+from app.kit.types import Identifier
+from app.sends import cancel
+from app.sends.schemas import Cancelled, CancelRun
 
 router = APIRouter(tags=["workflows"])
 Workflow = Annotated[Identifier, Path()]

@@ -5,21 +5,26 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, select, text, update
+from sqlalchemy import ColumnElement, bindparam, case, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.categories.models import Category
-from app.notifications.models import Notification
+from app.inbox.models import Notification
 from app.users.models import User
 
 
-def scope(app_id: int, user_identifier: str | None) -> list[ColumnElement[bool]]:
-    """Rows a caller may touch: one user's inbox, or (a backend) the whole app."""
+def scope(
+    app_id: int, user_identifier: str | None, notification_id: int | None = None
+) -> list[ColumnElement[bool]]:
+    """Rows a caller may touch: one user's inbox, or (a backend) the whole app; optionally
+    just one item of them."""
     conditions: list[ColumnElement[bool]] = [
         Notification.app_id == app_id,
         Notification.deleted_at.is_(None),
     ]
+    if notification_id is not None:
+        conditions.append(Notification.id == notification_id)
     if user_identifier is not None:
         user_ids = select(User.id).where(User.app_id == app_id, User.identifier == user_identifier)
         conditions.append(Notification.user_id == user_ids.scalar_subquery())
@@ -74,12 +79,12 @@ async def page(
 
 
 async def one(
-    session: AsyncSession, notification_id: int, conditions: Sequence[ColumnElement[bool]]
+    session: AsyncSession, conditions: Sequence[ColumnElement[bool]]
 ) -> tuple[Notification, Category | None] | None:
     row = await session.execute(
         select(Notification, Category)
         .outerjoin(Category, Category.id == Notification.category_id)
-        .where(Notification.id == notification_id, *conditions)
+        .where(*conditions)
         .execution_options(populate_existing=True)
     )
     found = row.first()
@@ -102,26 +107,29 @@ async def change(
     return [(user_id, notification_id) for user_id, notification_id in result]
 
 
-_FAN_OUT = text(
+async def mark_seen(
+    session: AsyncSession, ids: Sequence[int], now: datetime
+) -> list[tuple[int, int]]:
+    """Mark the items not seen yet among `ids` seen; return the (user, id) pairs changed."""
+    return await change(
+        session, [Notification.id.in_(ids), Notification.seen_at.is_(None)], {"seen_at": now}
+    )
+
+
+_WRITE = text(
     """
     INSERT INTO notifications (app_id, user_id, request_id, title, message, icon, url, data,
                                blocks, category_id, tenant_identifier, created_at)
     SELECT :app_id, u, :request_id, :title, :message, :icon, :url, :data, :blocks,
            :category_id, :tenant, :created_at
     FROM unnest(CAST(:user_ids AS bigint[])) AS u
-    -- A user who turned inApp off for the category gets no inbox row.
-    WHERE CAST(:category_id AS bigint) IS NULL OR NOT EXISTS (
-        SELECT 1 FROM preferences p
-        WHERE p.user_id = u AND p.category_id = :category_id
-          AND p.channel = 'inApp' AND NOT p.enabled
-    )
     ON CONFLICT (request_id, user_id) DO NOTHING
     RETURNING user_id, id
     """
 ).bindparams(bindparam("data", type_=JSONB), bindparam("blocks", type_=JSONB))
 
 
-async def fan_out(
+async def write(
     session: AsyncSession,
     *,
     app_id: int,
@@ -132,13 +140,11 @@ async def fan_out(
 ) -> list[tuple[int, int]]:
     """Write one inbox row per user in a single statement; a re-run writes nothing twice.
 
-    Users whose inApp preference is off for the category are skipped.
-
     Returns the (user id, notification id) pairs written."""
     if not user_ids:
         return []
     result = await session.execute(
-        _FAN_OUT,
+        _WRITE,
         {
             "app_id": app_id,
             "request_id": request_id,
@@ -176,3 +182,39 @@ async def by_ids(
         .order_by(Notification.id)
     )
     return [(n, c) for n, c in rows]
+
+
+# Values for `change`: what each way of touching an item does to its columns. A timestamp
+# already set is kept, so a second click does not move `clickedAt`.
+
+
+def seen(now: datetime) -> dict[str, Any]:
+    return {"seen_at": func.coalesce(Notification.seen_at, now)}
+
+
+def clicked(now: datetime) -> dict[str, Any]:
+    return {**seen(now), "clicked_at": func.coalesce(Notification.clicked_at, now)}
+
+
+def merged_data(data: dict[str, Any]) -> Any:
+    """`data` merged over the item's own, as a column value."""
+    # A row sent without data holds JSON `null`, and `null || {…}` would make an array.
+    current = case(
+        (func.jsonb_typeof(Notification.data) == "object", Notification.data),
+        else_=func.jsonb_build_object(),
+    )
+    return current.op("||")(literal(data, JSONB))
+
+
+async def counts_by_request(
+    session: AsyncSession, request_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Inbox rows written per send, deleted ones included."""
+    if not request_ids:
+        return {}
+    rows = await session.execute(
+        select(Notification.request_id, func.count())
+        .where(Notification.request_id.in_(request_ids))
+        .group_by(Notification.request_id)
+    )
+    return {request_id: int(count) for request_id, count in rows}

@@ -1,0 +1,1 @@
+"""The in-app inbox: routes, rules, SQL and realtime events for one user's notifications."""

@@ -1,0 +1,85 @@
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from app.categories.models import Category
+from app.categories.schemas import CategoryRef
+from app.inbox.models import Notification
+from app.kit.timefmt import iso
+
+
+class NotificationRead(BaseModel):
+    """An inbox item, shaped as the Engagespot SDKs read it."""
+
+    id: int
+    title: str
+    message: str | None
+    icon: str | None
+    url: str | None
+    data: dict[str, Any] | None
+    category: CategoryRef | None
+    blocks: list[Any]
+    createdAt: str | None
+    seenAt: str | None
+    clickedAt: str | None
+    state: str
+
+    @classmethod
+    def of(cls, n: Notification, category: Category | None) -> "NotificationRead":
+        return cls(
+            id=n.id,
+            title=n.title,
+            message=n.message,
+            icon=n.icon,
+            url=n.url,
+            data=n.data,
+            category=CategoryRef(
+                id=str(category.id), identifier=category.identifier, name=category.name
+            )
+            if category is not None
+            else None,
+            blocks=n.blocks or [],
+            createdAt=iso(n.created_at),
+            seenAt=iso(n.seen_at),
+            clickedAt=iso(n.clicked_at),
+            state=state_of(n),
+        )
+
+
+def state_of(n: Notification) -> str:
+    if n.state:
+        return n.state
+    if n.clicked_at is not None:
+        return "clicked"
+    if n.seen_at is not None:
+        return "seen"
+    return "unread"
+
+
+class Pagination(BaseModel):
+    totalCount: int
+    pageNo: int
+    limit: int
+    totalPages: int
+
+
+class InboxPage(BaseModel):
+    unreadCount: int
+    pagination: Pagination
+    data: list[NotificationRead]
+
+
+InboxFilter = Literal["unread", "read", "interacted"]
+
+
+class StateChange(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    state: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    data: dict[str, Any] | None = None
+    delete: bool = False
+
+
+class Done(BaseModel):
+    statusCode: int = 200
+    message: str

@@ -1,1 +1,0 @@
-"""Sending notifications and the in-app inbox."""

@@ -1,0 +1,1 @@
+"""Sending: accept a request in one transaction, idempotency, cancellation, fan-out."""

@@ -1,0 +1,46 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Header, status
+
+from app.auth.dependencies import BackendApp
+from app.config import SettingsDep
+from app.db import SessionDep
+from app.sends import accept, idempotency
+from app.sends.schemas import SendAccepted, SendRequest
+
+router = APIRouter(tags=["notifications"])
+
+IdempotencyHeader = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+]
+
+
+@router.post("/notifications", status_code=status.HTTP_202_ACCEPTED, response_model=SendAccepted)
+async def send_notification(
+    session: SessionDep,
+    principal: BackendApp,
+    settings: SettingsDep,
+    body: SendRequest,
+    idempotency_key: IdempotencyHeader = None,
+) -> SendAccepted:
+    """Send a notification to recipients and topics (now, or at `sendAt`).
+
+    Inbox rows for up to `HERALD_INLINE_RECIPIENTS` explicit recipients exist when this
+    answers 202; larger audiences and topics are written by the worker. With an
+    `Idempotency-Key`, a retry within 24 h gets the first answer and sends nothing twice."""
+    app_id = principal.app.id
+    if idempotency_key is not None:
+        earlier = await idempotency.claim(
+            session, app_id=app_id, key=idempotency_key, body=body.model_dump(mode="json")
+        )
+        if earlier is not None:
+            return SendAccepted(requestId=str(earlier))
+    limits = accept.Limits(
+        max_recipients=settings.max_recipients, inline_recipients=settings.inline_recipients
+    )
+    request_id = await accept.accept(session, app=principal.app, body=body, limits=limits)
+    if idempotency_key is not None:
+        await idempotency.remember(
+            session, app_id=app_id, key=idempotency_key, request_id=request_id
+        )
+    return SendAccepted(requestId=str(request_id))

@@ -1,0 +1,33 @@
+"""What the admin API says about a send: its state and what it has delivered so far."""
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.inbox import repository as inbox_repository
+from app.kit.timefmt import iso
+from app.sends.models import NotificationRequest
+from app.sends.schemas import RequestStatus
+
+
+async def describe(
+    session: AsyncSession, requests: Sequence[NotificationRequest]
+) -> list[RequestStatus]:
+    """Describe requests with their delivered counts, in one query for all of them."""
+    delivered = await inbox_repository.counts_by_request(session, [r.id for r in requests])
+    return [
+        RequestStatus(
+            requestId=str(r.id),
+            status=r.status,
+            createdAt=iso(r.created_at),
+            updatedAt=iso(r.updated_at),
+            sendAt=iso(r.send_at),
+            recipients=r.recipient_count,
+            topics=list(r.topic_ids),
+            delivered=delivered.get(r.id, 0),
+            attempts=r.attempts,
+            error=r.error,
+            cancellationKey=r.cancellation_key,
+        )
+        for r in requests
+    ]
