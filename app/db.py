@@ -66,3 +66,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit happens before the response is sent, so a failed
 # commit can never be reported to the client as a success.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+# The pg_advisory_lock key migrations/env.py holds while it migrates. Advisory locks are
+# per database, so one constant serves every Herald database on a server.
+MIGRATION_LOCK = 0x4845_5241_4C44  # "HERALD"

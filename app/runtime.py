@@ -18,7 +18,7 @@ from app.db import make_engine, make_sessionmaker
 from app.embedded import EmbeddedPostgres
 
 log = logging.getLogger("herald")
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -38,12 +38,30 @@ def database(settings: Settings) -> Database:
     return Database(embedded.start(), embedded)
 
 
-def migrate(url: str) -> None:
-    """Bring the schema to the newest revision (Alembic logs each step it runs)."""
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+def migrations_dir() -> Path:
+    """The Alembic scripts: shipped inside the package, or at the top of a checkout."""
+    # The wheel maps the checkout's migrations/ to app/_migrations (pyproject.toml); an
+    # editable install imports app/ from the checkout, where they stay beside it.
+    for candidate in (PACKAGE / "_migrations", PACKAGE.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise RuntimeError(f"Herald's migrations are missing from {PACKAGE}: reinstall the package")
+
+
+def alembic_config(url: str) -> Config:
+    """The Alembic configuration `herald migrate` runs with; it reads no alembic.ini."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["database_url"] = url
-    command.upgrade(config, "head")
+    return config
+
+
+def migrate(url: str) -> None:
+    """Bring the schema to the newest revision (Alembic logs each step it runs).
+
+    Concurrent callers on one database take turns (migrations/env.py holds an advisory
+    lock): the first migrates, the others then find the schema at head."""
+    command.upgrade(alembic_config(url), "head")
 
 
 @dataclass

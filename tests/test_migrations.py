@@ -1,11 +1,16 @@
-"""Migrations: the models match them, and every revision goes down and up again cleanly.
+"""Migrations: the models match them, every revision goes down and up again cleanly, and
+processes that migrate one database at once take turns.
 
-Runs on a scratch database of its own, never the one the other tests share. Sync tests on
+Runs on scratch databases of its own, never the one the other tests share. Sync tests on
 purpose: Alembic's env.py runs its own event loop."""
 
 import asyncio
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,8 +23,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.db import MIGRATION_LOCK
 from app.models import Base
-from app.runtime import ROOT, migrate
+from app.runtime import alembic_config, migrate
 from tests import db
 
 # Ends in the pid like the shared test database, so a crashed run's copy is swept up later.
@@ -36,10 +42,7 @@ def scratch(server_url: str) -> Iterator[str]:
 
 def config(url: str) -> Config:
     """The configuration `herald migrate` uses (app.runtime.migrate)."""
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    cfg.attributes["database_url"] = url
-    return cfg
+    return alembic_config(url)
 
 
 def _ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
@@ -161,3 +164,71 @@ def test_every_revision_goes_down_and_up(scratch: str) -> None:
     command.upgrade(cfg, "head")
     assert schema(scratch) == at_head
     assert differences(scratch) == []
+
+
+def test_the_migrations_a_checkout_runs_are_its_own(scratch: str) -> None:
+    # An editable install finds the top-level migrations/, never a copy elsewhere.
+    checkout = Path(__file__).resolve().parent.parent / "migrations"
+    assert Path(config(scratch).get_main_option("script_location") or "") == checkout
+
+
+REPLICAS = 4
+
+
+WAITING = "another process is migrating this database"
+
+
+def test_concurrent_migrations_take_turns(server_url: str, tmp_path: Path) -> None:
+    """4 `herald migrate` started together on an empty database: one migrates, the others
+    wait for it, then find nothing to do; all exit 0."""
+    name = f"herald_test_concurrent_{os.getpid()}"
+    url = asyncio.run(db.recreate(server_url, name))
+    env = {**os.environ, "HERALD_DATABASE_URL": url, "HERALD_LOG_LEVEL": "info"}
+    logs = [tmp_path / f"migrate-{i}.log" for i in range(REPLICAS)]
+    procs: list[subprocess.Popen[bytes]] = []
+    loop = asyncio.new_event_loop()
+    # Holding the lock ourselves lines the 4 up behind it, so they really contend: each has
+    # found the lock taken before any of them may begin.
+    holder: asyncpg.Connection = loop.run_until_complete(asyncpg.connect(db.plain(url)))
+    try:
+        loop.run_until_complete(holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK))
+        for log in logs:
+            with log.open("wb") as out:
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "app.cli", "migrate"],
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        cwd=tmp_path,
+                    )
+                )
+        deadline = time.monotonic() + 60
+        while not all(WAITING in log.read_text() for log in logs):
+            assert all(p.poll() is None for p in procs), [log.read_text() for log in logs]
+            assert time.monotonic() < deadline, "the migrators never all waited"
+            time.sleep(0.05)
+        # Nobody began while we held the lock.
+        began = loop.run_until_complete(holder.fetchval("SELECT to_regclass('alembic_version')"))
+        assert began is None
+        loop.run_until_complete(holder.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK))
+
+        codes = [p.wait(timeout=120) for p in procs]
+        outputs = [log.read_text() for log in logs]
+        assert codes == [0] * REPLICAS, outputs
+        migrated = [out for out in outputs if "Running upgrade" in out]
+        assert len(migrated) == 1, outputs
+        # The one that migrated ran every revision, 0003's CREATE INDEX CONCURRENTLY included,
+        # while the others polled the lock.
+        script = ScriptDirectory.from_config(config(url))
+        assert migrated[0].count("Running upgrade") == len(list(script.walk_revisions()))
+        assert current(url) == script.get_current_head()
+        assert "Traceback" not in "".join(outputs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        loop.run_until_complete(holder.close())
+        loop.close()
+        asyncio.run(db.drop(server_url, name))
