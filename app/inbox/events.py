@@ -20,8 +20,12 @@ Event = Literal[
     "ALL_NOTIFICATION_DELETED",
     "NOTIFICATION_READ",
     "ALL_NOTIFICATION_READ",
+    # One item seen or unseen; name it (the 1.x SDKs read its id).
     "NOTIFICATION_SEEN",
     "NOTIFICATION_INTERACTED",
+    # The unseen count changed in bulk (a page seen, all read, all deleted): the 1.x SDKs
+    # take it as "all seen".
+    "NOTIFICATION_UNREAD_COUNT",
 ]
 
 _NOTIFY = text(

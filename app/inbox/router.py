@@ -1,10 +1,12 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
 from app.auth.dependencies import InboxActor, InboxUser
 from app.db import SessionDep
 from app.inbox import service
+from app.inbox.legacy import legacy_item, reads_item_under_data
 from app.inbox.schemas import Done, InboxFilter, InboxPage, NotificationRead, StateChange
 from app.kit.bodies import optional_object, truthy
 from app.kit.timefmt import utcnow
@@ -48,15 +50,16 @@ async def list_notifications(
 async def mark_all_seen(
     session: SessionDep,
     principal: InboxUser,
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    page_no: Annotated[int | None, Query(alias="pageNo", ge=1, le=1_000_000)] = None,
     limit: Limit = 15,
 ) -> Done:
-    """Mark one inbox page (default: the newest 15) as seen."""
+    """Mark one inbox page (default: the newest 15) as seen; the page goes in `page` or `pageNo`."""
     n = await service.mark_page_seen(
         session,
         app_id=principal.app.id,
         identifier=principal.user_identifier,
-        page_no=page,
+        page_no=page or page_no or 1,
         limit=limit,
     )
     return Done(message=f"{n} notifications marked as seen")
@@ -90,12 +93,15 @@ async def mark_all_deleted(session: SessionDep, principal: InboxUser) -> Done:
 
 @router.get("/notifications/{notification_id}", response_model=NotificationRead)
 async def get_notification(
-    session: SessionDep, principal: InboxActor, notification_id: DbId
-) -> NotificationRead:
+    request: Request, session: SessionDep, principal: InboxActor, notification_id: DbId
+) -> NotificationRead | JSONResponse:
     """Read one notification; this also marks it seen."""
-    return await service.mark(
+    item = await service.mark(
         session, principal, notification_id, service.seen_now(), "NOTIFICATION_SEEN"
     )
+    if principal.user_identifier is not None and reads_item_under_data(request.headers):
+        return JSONResponse(legacy_item(item))
+    return item
 
 
 @router.delete("/notifications/{notification_id}", response_model=Done)

@@ -168,7 +168,8 @@ async def mark_page_seen(
     )
     changed = await repository.mark_seen(session, ids, utcnow())
     if changed:
-        await events.publish(session, "NOTIFICATION_SEEN", [(user_id, None)])
+        await events.publish(session, "NOTIFICATION_SEEN", changed)
+        await events.publish(session, "NOTIFICATION_UNREAD_COUNT", [(user_id, None)])
     return len(changed)
 
 
@@ -186,4 +187,5 @@ async def mark_all(
     changed = await repository.change(session, repository.inbox(user_id), values)
     # Announced even when nothing changed: other tabs may hold a stale view.
     await events.publish(session, event, [(user_id, None)])
+    await events.publish(session, "NOTIFICATION_UNREAD_COUNT", [(user_id, None)])
     return len(changed)

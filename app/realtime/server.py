@@ -18,6 +18,7 @@ from app.inbox import events
 from app.inbox import repository as inbox_repository
 from app.inbox import service as inbox_service
 from app.inbox.schemas import NotificationRead
+from app.realtime import payloads
 from app.realtime.listener import Listener
 from app.users import repository as users_repository
 
@@ -132,16 +133,24 @@ class Realtime:
             async with self._reader() as session:
                 rows = await inbox_repository.by_ids(session, ids)
             for n, category in rows:
-                item = NotificationRead.of(n, category).model_dump(mode="json")
-                data = {"notification": item} if event == "NEW_NOTIFICATION" else item
+                item = NotificationRead.of(n, category)
+                data = (
+                    payloads.new_notification(item)
+                    if event == "NEW_NOTIFICATION"
+                    else payloads.item(item)
+                )
                 emits.append(self._emit(event, data, n.user_id))
-        elif event == "NOTIFICATION_SEEN":
+        elif event in ("NOTIFICATION_SEEN", "NOTIFICATION_UNREAD_COUNT"):
+            unread: dict[int, int] = {}
             async with self._reader() as session:
                 for user_id in dict.fromkeys(u for u, _ in pairs):
-                    count = await inbox_service.unread_count(session, user_id=user_id)
-                    emits.append(self._emit(event, {"unreadNotificationCount": count}, user_id))
+                    unread[user_id] = await inbox_service.unread_count(session, user_id=user_id)
+            if event == "NOTIFICATION_SEEN":
+                emits = [self._emit(event, payloads.seen(n, unread[u]), u) for u, n in pairs]
+            else:
+                emits = [self._emit(event, payloads.unread_count(c), u) for u, c in unread.items()]
         elif event in ("NOTIFICATION_DELETED", "NOTIFICATION_READ"):
-            emits = [self._emit(event, {"id": n}, u) for u, n in pairs]
+            emits = [self._emit(event, payloads.by_id(n), u) for u, n in pairs]
         else:
             emits = [self._emit(event, None, u) for u in dict.fromkeys(u for u, _ in pairs)]
         # Tasks start in order, so each socket still sees its events in order.

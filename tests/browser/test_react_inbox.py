@@ -1,151 +1,20 @@
 """The official React inbox (@engagespot/react-component 3.0.1), in headless Chromium, on Herald.
 
 The page is served from its own origin (another 127.0.0.1 port), so every call the component makes
-to Herald is a cross-origin request that needs CORS. Set HERALD_REQUIRE_BROWSER=1 to fail instead
-of skip when Node.js or Chromium is missing; HERALD_CHROMIUM names another Chromium binary
-(default /usr/bin/chromium); set HERALD_BROWSER_ARTIFACTS to a directory to keep the page, the
-screenshots and the driver's reports there.
+to Herald is a cross-origin request that needs CORS. The settings (HERALD_REQUIRE_BROWSER,
+HERALD_CHROMIUM, HERALD_BROWSER_ARTIFACTS) are described in conftest.py.
 """
 
-import functools
-import json
-import os
 import secrets
-import shutil
-import subprocess
-import threading
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.factories import Creds, send_body
-
-HERE = Path(__file__).parent
-CHROMIUM = Path(os.environ.get("HERALD_CHROMIUM", "/usr/bin/chromium"))
-STEP_TIMEOUT_MS = 15_000  # each wait inside the driver
-DRIVER_TIMEOUT_S = 45  # the whole driver run, browser start to exit
+from tests.browser.page import STEP_TIMEOUT_MS, Driver, checked, send
+from tests.factories import Creds
 
 pytestmark = pytest.mark.live
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("HERALD_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (HERALD_REQUIRE_BROWSER=1)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    found = shutil.which("node")
-    if found is None:
-        _missing("browser test needs Node.js (`node` not on PATH)")
-    if not CHROMIUM.exists():
-        _missing(f"browser test needs Chromium at {CHROMIUM} (apt-get install chromium)")
-    assert found is not None
-    if not (HERE / "node_modules").is_dir():
-        npm = shutil.which("npm")
-        if npm is None:
-            _missing("browser test needs npm to install tests/browser/node_modules")
-        assert npm is not None
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, timeout=300)
-    return found
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    kept = os.environ.get("HERALD_BROWSER_ARTIFACTS")
-    if kept:
-        path = Path(kept)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return tmp_path_factory.mktemp("browser")
-
-
-@pytest.fixture(scope="module")
-def site(node: str, artifacts: Path) -> Path:
-    """The page: index.html plus app.js, the component bundled for the browser by esbuild."""
-    site = artifacts / "site"
-    site.mkdir(exist_ok=True)
-    subprocess.run([node, HERE / "build.mjs", site], cwd=HERE, check=True, timeout=60)
-    return site
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def page_origin(site: Path) -> Iterator[str]:
-    """Serve the page from its own origin: a port other than Herald's."""
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
-        finally:
-            server.shutdown()
-            thread.join(timeout=5)
-
-
-def send(live_server: str, creds: Creds, user: str, title: str) -> None:
-    response = httpx.post(
-        f"{live_server}/v3/notifications",
-        json=send_body(user, title=title, notification={"message": "All checks passed"}),
-        headers=creds.backend(),
-    )
-    assert response.status_code == 202, response.text
-
-
-class Driver:
-    """run.mjs in a subprocess: one JSON object per stdout line, the last one its report."""
-
-    def __init__(self, node: str, **options: object) -> None:
-        self.proc = subprocess.Popen(
-            [node, HERE / "run.mjs", json.dumps({"executablePath": str(CHROMIUM), **options})],
-            cwd=HERE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._watchdog = threading.Timer(DRIVER_TIMEOUT_S, self.proc.kill)
-        self._watchdog.start()
-        self.lines: list[dict[str, Any]] = []
-
-    def next_line(self) -> dict[str, Any] | None:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            return None
-        self.lines.append(json.loads(line))
-        return self.lines[-1]
-
-    def report(self) -> dict[str, Any]:
-        while self.next_line() is not None:
-            pass
-        _, stderr = self.proc.communicate(timeout=DRIVER_TIMEOUT_S)
-        self._watchdog.cancel()
-        failed = f"driver failed ({self.proc.returncode}):\n{stderr}"
-        assert self.proc.returncode == 0, failed
-        assert self.lines, failed
-        return self.lines[-1]
-
-
-def checked(result: dict[str, Any], artifacts: Path, name: str) -> str:
-    """Keep the report beside the screenshot and check what every run must show."""
-    report = json.dumps(result, indent=2)
-    (artifacts / f"{name}.json").write_text(report)
-    assert result["ok"], report
-    assert result["titleFound"], report
-    assert not result["blocked"], report
-    assert not result["pageErrors"], report
-    assert Path(result["screenshot"]).stat().st_size > 0
-    return report
 
 
 @pytest.mark.parametrize("grant", [True, False], ids=["permission-granted", "overlay-dismissed"])

@@ -47,7 +47,10 @@ async def test_events_reach_only_their_user(live_server: str, live_app: Creds) -
         assert await ann.wait_for("NOTIFICATION_READ") == {"id": nid}
 
         await api.post(f"/v3/notifications/{nid}/views", headers=user)
-        assert await ann.wait_for("NOTIFICATION_SEEN") == {"unreadNotificationCount": 0}
+        assert await ann.wait_for("NOTIFICATION_SEEN") == {
+            "unreadNotificationCount": 0,
+            "notification": {"id": nid},
+        }
 
         await api.put(f"/v3/notifications/{nid}/state", json={"state": "accepted"}, headers=user)
         interacted = await ann.wait_for("NOTIFICATION_INTERACTED")
@@ -60,8 +63,11 @@ async def test_events_reach_only_their_user(live_server: str, live_app: Creds) -
         await ann.wait_for("NEW_NOTIFICATION")
         await api.post("/v3/notifications/markAllNotificationsAsRead", headers=user)
         assert await ann.wait_for("ALL_NOTIFICATION_READ") is None
+        zero = {"unreadNotificationCount": 0}
+        assert await ann.wait_for("NOTIFICATION_UNREAD_COUNT") == zero
         await api.post("/v3/notifications/markAllNotificationsAsDeleted", headers=user)
         assert await ann.wait_for("ALL_NOTIFICATION_DELETED") is None
+        assert await ann.wait_for("NOTIFICATION_UNREAD_COUNT") == zero
 
         # bob heard nothing of ann's inbox; a send to him arrives, and only to him.
         await send(api, live_app, "bob", title="for bob")
@@ -69,6 +75,49 @@ async def test_events_reach_only_their_user(live_server: str, live_app: Creds) -
         await asyncio.sleep(0.3)
         assert bob.names() == []
         assert ann.names() == []
+
+
+async def test_payloads_carry_the_keys_of_every_core(live_server: str, live_app: Creds) -> None:
+    """@engagespot/core 1.3/1.4 read `description`, `created_at` and a seen item's id."""
+    async with (
+        httpx.AsyncClient(base_url=live_server) as api,
+        connected(live_server, api_key=live_app.api_key, user_id="lee") as lee,
+    ):
+        ids = []
+        for title in ("a", "b", "c"):
+            body = {
+                "notification": {"title": title, "message": f"{title}!"},
+                "sendTo": {"recipients": ["lee"]},
+            }
+            response = await api.post("/v3/notifications", json=body, headers=live_app.backend())
+            assert response.status_code == 202, response.text
+            item = (await lee.wait_for("NEW_NOTIFICATION"))["notification"]
+            assert (item["message"], item["description"]) == (f"{title}!", f"{title}!")
+            assert item["created_at"] == item["createdAt"]
+            assert item["createdAt"].endswith("Z")
+            ids.append(item["id"])
+
+        # A page seen in bulk: one NOTIFICATION_SEEN per item it changed, then the count.
+        user = live_app.user("lee")
+        marked = await api.post(
+            "/v3/notifications/markAllNotificationsAsSeen",
+            params={"pageNo": 1, "limit": 2},
+            headers=user,
+        )
+        assert marked.json()["message"] == "2 notifications marked as seen"
+        seen = [await lee.wait_for("NOTIFICATION_SEEN") for _ in range(2)]
+        assert sorted(s["notification"]["id"] for s in seen) == sorted(ids[1:])
+        assert {s["unreadNotificationCount"] for s in seen} == {1}
+        assert await lee.wait_for("NOTIFICATION_UNREAD_COUNT") == {"unreadNotificationCount": 1}
+
+        # Nothing newly seen: nothing announced (the sentinel is the next thing heard).
+        await api.post(
+            "/v3/notifications/markAllNotificationsAsSeen?pageNo=1&limit=2", headers=user
+        )
+        await api.put(f"/v3/notifications/{ids[0]}/state", json={"state": "done"}, headers=user)
+        interacted = await lee.wait_for("NOTIFICATION_INTERACTED")
+        assert (interacted["id"], interacted["description"]) == (ids[0], "a!")
+        assert lee.names() == []
 
 
 async def test_a_rolled_back_change_emits_nothing(

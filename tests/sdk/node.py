@@ -25,7 +25,20 @@ from tests.factories import Creds
 JS = Path(__file__).resolve().parent.parent / "js"
 DIST = JS / "dist"
 MARKER = JS / "node_modules" / ".herald-installed"
-BUNDLED = ("core_flow", "core_probe", "core_realtime")
+# Bundled drivers: name → (source, extra esbuild arguments). The legacy drivers are one source
+# bundled once per @engagespot/core 1.x release (npm aliases in package.json).
+BUNDLED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "core_flow": ("core_flow.mjs", ()),
+    "core_probe": ("core_probe.mjs", ()),
+    "core_realtime": ("core_realtime.mjs", ()),
+    **{
+        f"legacy_core_{version}": (
+            "legacy_core.mjs",
+            (f"--alias:legacy-core=engagespot-core-{version}",),
+        )
+        for version in ("1.3.8", "1.4.2")
+    },
+}
 MIN_NODE = 18  # global fetch, which @engagespot/core uses
 DRIVER_TIMEOUT = 120
 INSTALL_TIMEOUT = 600
@@ -135,17 +148,18 @@ def _install(npm: str, path: str) -> None:
 
 
 def _bundle(path: str) -> None:
-    for name in BUNDLED:
+    for name, (source, extra) in BUNDLED.items():
         done = subprocess.run(
             [
                 str(JS / "node_modules" / ".bin" / "esbuild"),
-                f"{name}.mjs",
+                source,
                 "--bundle",
                 "--platform=node",
                 "--format=cjs",
                 "--main-fields=module,main",
                 f"--outfile=dist/{name}.cjs",
                 "--log-level=warning",
+                *extra,
             ],
             cwd=JS,
             env={"PATH": path},
@@ -155,7 +169,7 @@ def _bundle(path: str) -> None:
             check=False,
         )
         if done.returncode != 0:
-            pytest.fail(f"esbuild could not bundle {name}.mjs:\n{done.stderr}")
+            pytest.fail(f"esbuild could not bundle {source} as {name}:\n{done.stderr}")
 
 
 def config(base: str, creds: Creds, **extra: str) -> dict[str, str]:
