@@ -9,9 +9,7 @@ screenshots and the driver's reports there.
 
 import functools
 import json
-import os
 import secrets
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -22,47 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser.chromium import CHROMIUM, HERE
 from tests.factories import Creds, send_body
 
-HERE = Path(__file__).parent
-CHROMIUM = Path(os.environ.get("HERALD_CHROMIUM", "/usr/bin/chromium"))
 STEP_TIMEOUT_MS = 15_000  # each wait inside the driver
 DRIVER_TIMEOUT_S = 45  # the whole driver run, browser start to exit
 
 pytestmark = pytest.mark.live
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("HERALD_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (HERALD_REQUIRE_BROWSER=1)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    found = shutil.which("node")
-    if found is None:
-        _missing("browser test needs Node.js (`node` not on PATH)")
-    if not CHROMIUM.exists():
-        _missing(f"browser test needs Chromium at {CHROMIUM} (apt-get install chromium)")
-    assert found is not None
-    if not (HERE / "node_modules").is_dir():
-        npm = shutil.which("npm")
-        if npm is None:
-            _missing("browser test needs npm to install tests/browser/node_modules")
-        assert npm is not None
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, timeout=300)
-    return found
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    kept = os.environ.get("HERALD_BROWSER_ARTIFACTS")
-    if kept:
-        path = Path(kept)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return tmp_path_factory.mktemp("browser")
 
 
 @pytest.fixture(scope="module")
