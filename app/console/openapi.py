@@ -2,9 +2,9 @@
 
 FastAPI documents a 422 that Herald never sends (validation errors are 400s, see errors.py), no
 error answers, and one security alternative per header. This rebuilds each operation from what
-its route declares: the credentials its auth dependency accepts (auth.dependencies.ACCEPTS), the
-answers its path parameters imply, the edge's refusals, and the extra codes a route names with
-`responses=answers(…)`. Routes added later get the same treatment without doing anything."""
+its route declares: the credentials its auth dependency accepts (auth.dependencies.ACCEPTS), a
+404 for a path parameter, the edge's refusals (edge.REFUSALS), and the extra codes a route names
+with `responses=answers(…)`. Routes added later get the same treatment without doing anything."""
 
 import json
 from collections.abc import Iterator
@@ -70,7 +70,8 @@ def _correct(schema: dict[str, Any], operation: dict[str, Any], route: Any) -> N
         operation["description"] = f"{text}\n\n{accepts.sentence}" if text else accepts.sentence
     else:
         operation.pop("security", None)
-    if any(_names_a_row(p) for p in operation.get("parameters", ()) if p.get("in") == "path"):
+    # A path id may name no row; a text one with an encoded `/` names no route.
+    if any(p.get("in") == "path" for p in operation.get("parameters", ())):
         codes.add(404)
 
     for derived in sorted(codes):
@@ -105,15 +106,6 @@ def _auth_dependencies(dependant: Dependant) -> Iterator[Accepts]:
             yield accepts
         else:
             yield from _auth_dependencies(sub)
-
-
-def _names_a_row(parameter: dict[str, Any]) -> bool:
-    """A numeric or UUID path parameter names a row that may not exist: a 404.
-
-    Text identifiers (users, devices, workflows) are names a route may create on first use;
-    a route that looks one up declares its 404 with `responses=answers(404)`."""
-    schema: dict[str, Any] = parameter.get("schema", {})
-    return schema.get("type") == "integer" or schema.get("format") == "uuid"
 
 
 def _example_bodies(schema: dict[str, Any], operation: dict[str, Any]) -> None:

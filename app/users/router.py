@@ -37,7 +37,7 @@ async def put_user(
     return UserRead.of(user)
 
 
-@router.get("/users/{identifier}", response_model=UserRead, responses=answers(404))
+@router.get("/users/{identifier}", response_model=UserRead)
 async def get_user(session: SessionDep, principal: BackendApp, identifier: str) -> UserRead:
     """Read a user and their profile."""
     service.check_identifier(identifier)
@@ -47,12 +47,7 @@ async def get_user(session: SessionDep, principal: BackendApp, identifier: str) 
     return UserRead.of(user)
 
 
-@router.delete(
-    "/users/{identifier}",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=Message,
-    responses=answers(404),
-)
+@router.delete("/users/{identifier}", status_code=status.HTTP_202_ACCEPTED, response_model=Message)
 async def delete_user(session: SessionDep, principal: BackendApp, identifier: str) -> Message:
     """Delete a user with their inbox, preferences and devices."""
     await service.delete(session, app_id=principal.app.id, identifier=identifier)

@@ -51,10 +51,7 @@ async def test_every_error_answer_is_documented_in_the_error_shape(
         assert {"400", "413"} <= set(responses), label
         if operation.get("security"):
             assert "401" in responses, label
-        if any(
-            p["in"] == "path" and p["schema"].get("type") == "integer"
-            for p in operation.get("parameters", ())
-        ):
+        if any(p["in"] == "path" for p in operation.get("parameters", ())):
             assert "404" in responses, label
         for status, response in responses.items():
             if int(status) >= 400:
@@ -92,11 +89,9 @@ async def test_route_declared_answers_are_kept(document: dict[str, Any]) -> None
     assert "409" in paths["/v3/categories"]["post"]["responses"]
     assert "409" in paths["/v3/notifications"]["post"]["responses"]
     assert "409" in paths["/admin/apps/{app_id}"]["patch"]["responses"]
-    assert "404" in paths["/v3/users/{identifier}"]["get"]["responses"]
-    assert "404" in paths["/v3/preferences"]["patch"]["responses"]
+    assert "404" in paths["/v3/preferences"]["patch"]["responses"]  # no path id: declared
     assert "503" in paths["/ready"]["get"]["responses"]
-    # A text identifier is a name a route may create: no 404 unless the route says so.
-    assert "404" not in paths["/v3/users/{identifier}"]["put"]["responses"]
+    assert "404" not in paths["/v3/topics"]["post"]["responses"]
 
 
 async def test_each_route_names_the_credentials_it_takes(document: dict[str, Any]) -> None:
@@ -219,3 +214,12 @@ async def test_every_request_body_example_succeeds_as_sent(
         assert response.status_code < 300, f"{method} {url}: {response.text}"
         tried.append(f"{method} {path}")
     assert len(tried) >= 20
+
+
+async def test_a_slash_in_a_text_path_id_is_the_documented_404(
+    client: httpx.AsyncClient, document: dict[str, Any], creds: Creds
+) -> None:
+    assert "404" in document["paths"]["/v3/users/{identifier}"]["put"]["responses"]
+    response = await client.put("/v3/users/a%2Fb", json={}, headers=creds.backend())
+    assert response.status_code == 404
+    assert response.json() == {"status": "error", "statusCode": 404, "message": "Route not found"}
