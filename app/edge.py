@@ -14,6 +14,10 @@ from app.kit.bodies import json_problem
 
 access_log = logging.getLogger("herald.access")
 _SLASHES = re.compile(r"/{2,}")
+# What the edge itself answers, before any route runs: the OpenAPI document lists these on
+# every operation (app/console/openapi.py). 400: a JSON body PostgreSQL cannot store;
+# 413: a body or headers over the limits.
+REFUSALS = (400, 413)
 
 
 class Edge:

@@ -2,11 +2,12 @@
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -51,6 +52,34 @@ NUL_REFUSED = "strings must not contain NUL (\\u0000) characters"
 # PostgreSQL stores no NUL in text (22021) or jsonb (22P05). Herald never makes one, so a
 # statement failing with these states was given one by the request: a 400, not a 500.
 _NUL_STATES = frozenset({"22021", "22P05"})
+
+
+class ErrorBody(BaseModel):
+    """The shape of every error answer, as the OpenAPI document shows it (see error_body)."""
+
+    model_config = ConfigDict(title="Error")
+
+    status: Literal["error"]
+    statusCode: int
+    message: str | list[str]
+
+
+# What each error status means at Herald, for the OpenAPI document.
+REASONS = {
+    400: "The request is invalid: a parameter, the body, or its JSON",
+    401: "The credentials are missing or wrong",
+    404: "Not found",
+    409: "Conflict with the current state",
+    413: "The request body or headers are too large",
+    422: "Well-formed but refused",
+    503: "The database is unavailable; retry later",
+}
+
+
+def answers(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Document error answers a route gives beyond the ones its parameters and credentials
+    imply (app/console/openapi.py derives those): `responses=answers(409)`."""
+    return {code: {"description": REASONS[code]} for code in codes}
 
 
 def error_body(message: str | Sequence[str], status_code: int) -> dict[str, Any]:

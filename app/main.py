@@ -13,10 +13,11 @@ from starlette.types import ASGIApp
 from app.apps.router import router as admin_apps_router
 from app.categories.router import router as categories_router
 from app.config import Settings, get_settings
+from app.console import router as console
 from app.db import make_engine, make_sessionmaker
 from app.devices.router import router as devices_router
 from app.edge import Edge
-from app.errors import error_response, install_error_handlers
+from app.errors import answers, error_response, install_error_handlers
 from app.inbox.router import router as inbox_router
 from app.preferences.router import router as preferences_router
 from app.realtime.server import Realtime
@@ -96,6 +97,9 @@ def create_app(
         summary="Self-hosted notifications, Engagespot v3 compatible",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by app.console from the wheel, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.realtime = realtime
@@ -123,6 +127,7 @@ def create_app(
     app.include_router(admin_apps_router)
     app.include_router(admin_requests_router)
     app.include_router(_health())
+    console.install(app)
 
     app.add_middleware(
         Edge, max_body=settings.max_body_bytes, max_headers=settings.max_header_bytes
@@ -152,7 +157,7 @@ def _health() -> APIRouter:
         """Answer while the process is up."""
         return {"status": "ok"}
 
-    @router.get("/ready", response_model=None)
+    @router.get("/ready", response_model=None, responses=answers(503))
     async def ready(request: Request) -> dict[str, str] | JSONResponse:
         """Answer 200 when the database answers, 503 otherwise."""
         try:

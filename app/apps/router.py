@@ -6,6 +6,7 @@ from app.apps import repository, service
 from app.apps.schemas import AppCreate, AppRead, AppUpdate, SigningKeyIn, SigningKeyOut
 from app.auth.dependencies import AdminDep
 from app.db import SessionDep
+from app.errors import answers
 from app.kit.types import DbId
 
 router = APIRouter(prefix="/admin/apps", tags=["admin"], dependencies=[AdminDep])
@@ -29,7 +30,8 @@ async def get_app(session: SessionDep, app_id: DbId) -> AppRead:
     return AppRead.of(await service.get(session, app_id))
 
 
-@router.patch("/{app_id}", response_model=AppRead)
+# 409: secure mode before a signing key is registered.
+@router.patch("/{app_id}", response_model=AppRead, responses=answers(409))
 async def update_app(session: SessionDep, app_id: DbId, body: AppUpdate) -> AppRead:
     """Rename an app, switch secure mode or HMAC, or set the channels the SDKs show."""
     app = await service.get(session, app_id)

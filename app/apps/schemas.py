@@ -10,13 +10,16 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 
 class AppCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "My app"}]})
 
     name: Name
 
 
 class AppUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"channels": ["inApp", "webPush", "email"]}]},
+    )
 
     name: Name | None = None
     secureMode: bool | None = None
@@ -53,7 +56,8 @@ class AppRead(BaseModel):
 
 
 class SigningKeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # `{}` makes a key pair; send `{"publicKey": "<PEM>"}` to register your own.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}]})
 
     publicKey: Annotated[str, StringConstraints(min_length=1, max_length=20_000)] | None = None
 

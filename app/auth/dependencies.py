@@ -1,7 +1,8 @@
 """One dependency per way of calling Herald; routes declare which they accept."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -14,22 +15,26 @@ from app.db import SessionDep
 from app.errors import NO_AUTH, BadRequest, Unauthorized
 from app.kit.secrets import same
 
-# Declared as security schemes so the /docs "Authorize" dialog offers every mode.
-_api_key = APIKeyHeader(name="X-ENGAGESPOT-API-KEY", scheme_name="apiKey", auto_error=False)
-_api_secret = APIKeyHeader(
-    name="X-ENGAGESPOT-API-SECRET", scheme_name="apiSecret", auto_error=False
-)
-_user_id = APIKeyHeader(name="X-ENGAGESPOT-USER-ID", scheme_name="userId", auto_error=False)
+# OpenAPI security scheme names: the /docs "Authorize" dialog offers every one.
+API_KEY, API_SECRET, USER_ID, SIGNATURE = "apiKey", "apiSecret", "userId", "userSignature"
+USER_TOKEN, ADMIN_TOKEN = "userToken", "adminToken"
+
+_api_key = APIKeyHeader(name="X-ENGAGESPOT-API-KEY", scheme_name=API_KEY, auto_error=False)
+_api_secret = APIKeyHeader(name="X-ENGAGESPOT-API-SECRET", scheme_name=API_SECRET, auto_error=False)
+_user_id = APIKeyHeader(name="X-ENGAGESPOT-USER-ID", scheme_name=USER_ID, auto_error=False)
 _signature = APIKeyHeader(
-    name="X-ENGAGESPOT-USER-SIGNATURE", scheme_name="userSignature", auto_error=False
+    name="X-ENGAGESPOT-USER-SIGNATURE",
+    scheme_name=SIGNATURE,
+    description="HMAC-SHA256 of the user id, keyed with the API secret (apps with HMAC on)",
+    auto_error=False,
 )
 _user_token = HTTPBearer(
-    scheme_name="userToken",
-    description="RS256 user JWT `{sub: 'user:<id>', apiKey}`",
+    scheme_name=USER_TOKEN,
+    description="RS256 user JWT `{sub: 'user:<id>', apiKey}` (apps in secure mode)",
     auto_error=False,
 )
 _admin_token = HTTPBearer(
-    scheme_name="adminToken", description="HERALD_ADMIN_TOKEN", auto_error=False
+    scheme_name=ADMIN_TOKEN, description="HERALD_ADMIN_TOKEN", auto_error=False
 )
 
 MAX_IDENTIFIER = 255
@@ -179,3 +184,50 @@ BackendApp = Annotated[Principal, Depends(backend)]
 InboxActor = Annotated[Principal, Depends(inbox_actor)]
 InboxUser = Annotated[UserPrincipal, Depends(inbox_user)]
 AdminDep = Depends(admin)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepts:
+    """The credentials a dependency accepts, for the OpenAPI document: any one combination
+    of `requirements` will do; each combination names the schemes sent together."""
+
+    requirements: tuple[tuple[str, ...], ...]
+    sentence: str
+
+
+_APP = (API_KEY, API_SECRET)
+_USER = (API_KEY, USER_ID)
+_USER_HMAC = (API_KEY, USER_ID, SIGNATURE)
+_USER_TOKEN = (USER_TOKEN,)
+_AS_USER = (
+    "the API key with `X-ENGAGESPOT-USER-ID` (and `X-ENGAGESPOT-USER-SIGNATURE` when the app "
+    "has HMAC on), or the user's RS256 token as `Authorization: Bearer` (the only way in "
+    "secure mode)"
+)
+
+# app/console/openapi.py puts these on every route whose dependencies include the key.
+ACCEPTS: dict[Callable[..., Any], Accepts] = {
+    backend: Accepts(
+        (_APP,),
+        "**Credentials:** the app's API key and secret "
+        "(`X-ENGAGESPOT-API-KEY` and `X-ENGAGESPOT-API-SECRET`).",
+    ),
+    inbox_user: Accepts(
+        (_USER, _USER_HMAC, _USER_TOKEN, (*_APP, USER_ID)),
+        f"**Credentials:** {_AS_USER}; or the app's API key and secret, naming the user with "
+        "`X-ENGAGESPOT-USER-ID` or `?userIdentifier=`.",
+    ),
+    inbox_actor: Accepts(
+        (_USER, _USER_HMAC, _USER_TOKEN, _APP),
+        f"**Credentials:** {_AS_USER}; or the app's API key and secret, to act on any "
+        "notification of the app.",
+    ),
+    any_caller: Accepts(
+        (_APP, _USER, _USER_HMAC, _USER_TOKEN),
+        f"**Credentials:** the app's API key and secret; or {_AS_USER}.",
+    ),
+    admin: Accepts(
+        ((ADMIN_TOKEN,),),
+        "**Credentials:** the admin token, as `Authorization: Bearer <HERALD_ADMIN_TOKEN>`.",
+    ),
+}

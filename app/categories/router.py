@@ -4,6 +4,7 @@ from app.auth.dependencies import AnyCaller, BackendApp
 from app.categories import repository, service
 from app.categories.schemas import CategoryCreate, CategoryRead, CategoryUpdate
 from app.db import SessionDep
+from app.errors import answers
 from app.users.schemas import Message
 
 router = APIRouter(tags=["categories"])
@@ -15,7 +16,7 @@ async def list_categories(session: SessionDep, principal: AnyCaller) -> list[Cat
     return [CategoryRead.of(c) for c in await repository.list_for_app(session, principal.app.id)]
 
 
-@router.post("/categories", response_model=CategoryRead)
+@router.post("/categories", response_model=CategoryRead, responses=answers(409))
 @router.post("/notifications/categories", response_model=CategoryRead, include_in_schema=False)
 async def create_category(
     session: SessionDep, principal: BackendApp, body: CategoryCreate

@@ -7,7 +7,10 @@ IDENTIFIER = r"^[A-Za-z0-9_.:\-]+$"
 
 
 class CategoryCreate(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"identifier": "billing", "name": "Billing"}]},
+    )
 
     identifier: str = Field(min_length=1, max_length=255, pattern=IDENTIFIER)
     name: str | None = Field(default=None, min_length=1, max_length=255)
@@ -16,7 +19,9 @@ class CategoryCreate(BaseModel):
 
 
 class CategoryUpdate(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"name": "Invoices", "hideInInApp": False}]}
+    )
 
     name: str | None = Field(default=None, min_length=1, max_length=255)
     hideInInApp: bool | None = None

@@ -16,7 +16,22 @@ class PushKeys(BaseModel):
 class WebPushSubscription(BaseModel):
     """The browser's PushSubscription.toJSON()."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "endpoint": "https://push.example.com/subscriptions/3f1c",
+                    "expirationTime": None,
+                    "keys": {
+                        "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u"
+                        "-Ts1XbjhazAkj7I99e8QcYP7DkM",
+                        "auth": "tBHItJI5svbpez7KI4CCXg",
+                    },
+                }
+            ]
+        },
+    )
 
     endpoint: Annotated[str, StringConstraints(pattern=r"^https://", max_length=2048)]
     expirationTime: float | None = None

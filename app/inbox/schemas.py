@@ -73,7 +73,7 @@ InboxFilter = Literal["unread", "read", "interacted"]
 
 
 class StateChange(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"state": "seen"}]})
 
     state: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     data: dict[str, Any] | None = None

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Header, status
 from app.auth.dependencies import BackendApp
 from app.config import SettingsDep
 from app.db import SessionDep
+from app.errors import answers
 from app.sends import accept, idempotency
 from app.sends.schemas import SendAccepted, SendRequest
 
@@ -15,7 +16,13 @@ IdempotencyHeader = Annotated[
 ]
 
 
-@router.post("/notifications", status_code=status.HTTP_202_ACCEPTED, response_model=SendAccepted)
+@router.post(
+    "/notifications",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SendAccepted,
+    # 409: a retry while the first is in flight; 422: the key with another body.
+    responses=answers(409, 422),
+)
 async def send_notification(
     session: SessionDep,
     principal: BackendApp,

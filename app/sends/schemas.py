@@ -59,7 +59,17 @@ class Override(BaseModel):
 class SendRequest(BaseModel):
     """The body of POST /v3/notifications, in every variant the official clients send."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "notification": {"title": "Hello", "message": "Your first notification"},
+                    "sendTo": {"recipients": ["alice"]},
+                }
+            ]
+        },
+    )
 
     notification: NotificationContent
     sendTo: SendTo | None = None
@@ -84,7 +94,9 @@ class CancelFor(BaseModel):
 
 
 class CancelRun(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"cancellationKey": "order-42"}]}
+    )
 
     cancellationKey: Identifier
     cancelFor: CancelFor | None = None

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Path, status
 
 from app.auth.dependencies import BackendApp
 from app.db import SessionDep
+from app.errors import answers
 from app.kit.types import DbId
 from app.topics import repository, service
 from app.topics.schemas import (
@@ -30,7 +31,9 @@ async def list_subscriptions(
     return await service.subscriptions(session, app_id=principal.app.id, identifier=identifier)
 
 
-@router.post("/topics", status_code=status.HTTP_201_CREATED, response_model=TopicRead)
+@router.post(
+    "/topics", status_code=status.HTTP_201_CREATED, response_model=TopicRead, responses=answers(409)
+)
 async def create_topic(session: SessionDep, principal: BackendApp, body: TopicCreate) -> TopicRead:
     """Create a topic; without `identifier` it is derived from the name."""
     topic = await service.create(

@@ -16,14 +16,18 @@ ChannelName = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 
 
 class TopicCreate(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"name": "Release notes"}]}
+    )
 
     name: TopicName
     identifier: TopicIdentifier | None = None
 
 
 class TopicUpdate(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"name": "Product updates"}]}
+    )
 
     name: TopicName
 
@@ -54,7 +58,12 @@ class Subscriber(BaseModel):
 
 
 class Subscribe(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"users": [{"identifier": "alice", "channels": ["inApp", "email"]}]}]
+        },
+    )
 
     users: list[Subscriber] = Field(min_length=1, max_length=10_000)
 
@@ -62,7 +71,9 @@ class Subscribe(BaseModel):
 class Detach(BaseModel):
     """`@engagespot/node` sends identifiers; objects with `identifier` are accepted too."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"users": ["alice"]}]}
+    )
 
     users: list[UserIdentifier | Subscriber] = Field(min_length=1, max_length=10_000)
 
@@ -71,7 +82,9 @@ class Detach(BaseModel):
 
 
 class Channels(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"channels": ["inApp", "email"]}]}
+    )
 
     channels: list[ChannelName] = Field(max_length=20)
 

@@ -4,16 +4,20 @@ from fastapi import APIRouter, Body, status
 
 from app.auth.dependencies import BackendApp, InboxUser
 from app.db import SessionDep
-from app.errors import NotFound
+from app.errors import NotFound, answers
 from app.users import repository, service
 from app.users.schemas import Message, UserCreate, UserRead
 
 router = APIRouter(tags=["users"])
 
-ProfileBody = Annotated[dict[str, Any] | None, Body()]
+ProfileBody = Annotated[
+    dict[str, Any] | None, Body(examples=[{"name": "Alice", "email": "alice@example.com"}])
+]
+# A profile may not hold `identifier`: a 422, as Engagespot answers.
+NO_IDENTIFIER = answers(422)
 
 
-@router.post("/users", response_model=UserRead)
+@router.post("/users", response_model=UserRead, responses=NO_IDENTIFIER)
 async def create_user(session: SessionDep, principal: BackendApp, body: UserCreate) -> UserRead:
     """Create a user, or merge the given profile into an existing one."""
     user = await service.merge_profile(
@@ -22,7 +26,7 @@ async def create_user(session: SessionDep, principal: BackendApp, body: UserCrea
     return UserRead.of(user)
 
 
-@router.put("/users/{identifier}", response_model=UserRead)
+@router.put("/users/{identifier}", response_model=UserRead, responses=NO_IDENTIFIER)
 async def put_user(
     session: SessionDep, principal: BackendApp, identifier: str, body: ProfileBody = None
 ) -> UserRead:
@@ -58,7 +62,7 @@ async def get_profile(session: SessionDep, principal: InboxUser) -> dict[str, An
     )
 
 
-@router.put("/profile")
+@router.put("/profile", responses=NO_IDENTIFIER)
 async def put_profile(
     session: SessionDep, principal: InboxUser, body: ProfileBody = None
 ) -> dict[str, Any]:
@@ -69,11 +73,14 @@ async def put_profile(
     return user.profile
 
 
-@router.patch("/profile")
+@router.patch("/profile", responses=NO_IDENTIFIER)
 async def patch_profile(
     session: SessionDep,
     principal: InboxUser,
-    body: Annotated[list[Any] | dict[str, Any], Body()],
+    body: Annotated[
+        list[Any] | dict[str, Any],
+        Body(examples=[[{"op": "add", "path": "/timezone", "value": "Europe/Lisbon"}]]),
+    ],
 ) -> dict[str, Any]:
     """Apply an RFC 6902 JSON Patch array, or merge a plain object, into the profile."""
     if isinstance(body, list):

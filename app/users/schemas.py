@@ -7,7 +7,14 @@ from app.users.models import User
 
 
 class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {"identifier": "alice", "profile": {"name": "Alice", "email": "alice@example.com"}}
+            ]
+        },
+    )
 
     identifier: str = Field(min_length=1, max_length=255)
     profile: dict[str, Any] = Field(default_factory=dict)
