@@ -254,6 +254,15 @@ def test_migrate_then_serve_from_the_wheel(install: Install, database: str) -> N
             assert time.monotonic() < deadline, "the notification never reached the inbox"
             time.sleep(0.1)
         assert titles == ["From the wheel"]
+
+        # The admin console's assets come from the installed wheel, not a CDN or the checkout.
+        docs = httpx.get(f"{base}/docs")
+        assert docs.status_code == 200, docs.text
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+            assert f"/console/static/{asset}" in docs.text + httpx.get(f"{base}/redoc").text
+            fetched = httpx.get(f"{base}/console/static/{asset}")
+            assert fetched.status_code == 200, asset
+            assert len(fetched.content) > 10_000, asset
     finally:
         proc.terminate()
         code = proc.wait(timeout=15)
