@@ -14,6 +14,9 @@ from app.kit.bodies import json_problem
 
 access_log = logging.getLogger("herald.access")
 _SLASHES = re.compile(r"/{2,}")
+# The send route answers `{"requestId": …}`; its access line carries that id.
+_SEND_PATH = "/v3/notifications"
+_SNIFF_LIMIT = 1024
 
 
 class Edge:
@@ -30,6 +33,8 @@ class Edge:
         scope = _clean_path(scope)
         request_id = _request_id(scope)
         status = 0
+        is_send = scope["method"] == "POST" and scope["path"] == _SEND_PATH
+        answer = bytearray()
 
         async def send_logged(message: Message) -> None:
             nonlocal status
@@ -38,6 +43,8 @@ class Edge:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
+            elif is_send and status == 202 and len(answer) < _SNIFF_LIMIT:
+                answer.extend(message.get("body", b"")[:_SNIFF_LIMIT])
             await send(message)
 
         try:
@@ -54,18 +61,26 @@ class Edge:
                 return
             await self.app(scope, _replay(body, receive), send_logged)
         finally:
-            access_log.info(
-                json.dumps(
-                    {
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "ms": round((time.perf_counter() - started) * 1000, 2),
-                        "requestId": request_id,
-                    },
-                    separators=(",", ":"),
-                )
-            )
+            fields: dict[str, object] = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+                "xRequestId": request_id,
+            }
+            sent = _sent_request_id(bytes(answer)) if answer else None
+            if sent is not None:
+                fields["requestId"] = sent
+            access_log.info("%s %s %s", scope["method"], scope["path"], status, extra=fields)
+
+
+def _sent_request_id(body: bytes) -> str | None:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    value = parsed.get("requestId") if isinstance(parsed, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _clean_path(scope: Scope) -> Scope:
