@@ -151,9 +151,6 @@ def _banner(
     print("\n".join(lines) + "\n", flush=True)
 
 
-# --- commands ---------------------------------------------------------------------------------
-
-
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     serve(args.host, args.port, worker=settings.worker and not args.no_worker)
 
