@@ -1,42 +1,73 @@
-"""The `herald` command."""
+"""The `herald` command: serve the API, run workers, migrate, and manage apps and sends."""
 
 import argparse
 import asyncio
 import json
-import logging
 import signal
 import sys
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from importlib import metadata
 
 import uvicorn
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from app import runtime
+from app import logs, runtime
 from app.apps.models import App
 from app.apps.schemas import AppRead
-from app.config import Settings, get_settings
+from app.config import Settings, get_settings, parse_duration
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app, served
+from app.ops import commands, preflight
+from app.ops.problems import CliError, ConfigError, redact, settings_problem
 from app.worker import Worker
 
+Handler = Callable[[Settings, argparse.Namespace], None]
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(message)s", stream=sys.stderr)
-    logging.getLogger("alembic").setLevel(logging.INFO)
+
+def version() -> str:
+    try:
+        return metadata.version("herald")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def open_database(settings: Settings) -> runtime.Database:
+    """Start (embedded) or reach the database and bring its schema up to date."""
+    if settings.database_url is None:
+        preflight.data_dir(settings.data_dir)
+    db = runtime.database(settings)
+    try:
+        preflight.database(db.url)
+        runtime.migrate(db.url)
+    except BaseException:
+        db.stop()
+        raise
+    return db
 
 
 def serve(host: str | None, port: int | None, *, worker: bool) -> None:
     settings = get_settings().model_copy(update={"worker": worker})
+    port_setting = "--port" if port else "HERALD_PORT"
     host = host or settings.host
     port = port or settings.port
-    db = runtime.database(settings)
+    if settings.database_url is None or settings.admin_token is None:
+        preflight.data_dir(settings.data_dir)
+    # Before any slow start-up work, and before the banner: a taken port is one line.
+    preflight.port(host, port, setting=port_setting)
+    db = open_database(settings)
     try:
-        runtime.migrate(db.url)
-        token = runtime.admin_token(settings)
+        token = runtime.admin_token(settings, db.url)
         first = runtime.ensure_default_app(db.url)
     except BaseException:
         db.stop()
         raise
     _banner(host, port, db, token, first)
-    app = create_app(settings, database_url=db.url, admin_token=token.value, on_shutdown=db.stop)
+    app = create_app(
+        settings, database_url=db.url, admin_token_sha256=token.sha256, on_shutdown=db.stop
+    )
     try:
         uvicorn.run(
             served(app),
@@ -47,13 +78,19 @@ def serve(host: str | None, port: int | None, *, worker: bool) -> None:
             # engine.io pings every socket itself; uvicorn's own keepalive doubles idle CPU.
             ws_ping_interval=None,
         )
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            # uvicorn logged why it gave up; when another process took the port after the
+            # check above, also say so as the one line a config problem gets.
+            preflight.port(host, port, setting=port_setting)
+        raise
     finally:
         db.stop()
 
 
 def run_worker(settings: Settings, *, concurrency: int) -> None:
     """Consume the queue until SIGINT/SIGTERM, finishing the jobs in flight."""
-    db = runtime.database(settings)
+    db = open_database(settings)
 
     async def main() -> None:
         engine = make_engine(db.url, pool_size=max(2, concurrency))
@@ -77,22 +114,33 @@ def run_worker(settings: Settings, *, concurrency: int) -> None:
 def _banner(
     host: str, port: int, db: runtime.Database, token: runtime.AdminToken, first: App | None
 ) -> None:
+    # Human text on stdout, not a log line. It says "starting", not "running": uvicorn
+    # binds the port after this, and logs "Uvicorn running on …" once it has.
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
     base = f"http://{shown}:{port}"
-    where = f"embedded PostgreSQL in {db.embedded.pgdata}" if db.embedded else "external"
+    if db.embedded:
+        where = f"embedded PostgreSQL in {db.embedded.pgdata}"
+    else:
+        where = redact(db.url.replace("+asyncpg", "", 1)) or "external PostgreSQL"
     lines = [
         "",
-        "  Herald is running",
+        f"  Herald {version()} starting on {base}",
         f"  API         {base}/v3",
         f"  Docs        {base}/docs",
         f"  Database    {where}",
     ]
-    if token.path is not None:
+    if token.from_env:
+        lines.append("  Admin token from HERALD_ADMIN_TOKEN")
+    elif token.created:
+        lines.append(f"  Admin token (shown once): {token.value}")
+        lines.append(f"  Admin token in {token.path}")
+    elif token.path is not None:
         lines.append(f"  Admin token in {token.path}")
     else:
-        lines.append("  Admin token from HERALD_ADMIN_TOKEN")
-    if token.created:
-        lines.append(f"  Admin token (shown once): {token.value}")
+        lines.append(
+            "  Admin token shared by the replicas: the first one printed it and keeps it in "
+            "its HERALD_DATA_DIR/admin-token"
+        )
     if first is not None:
         read = AppRead.of(first)
         lines += [
@@ -103,43 +151,210 @@ def _banner(
     print("\n".join(lines) + "\n", flush=True)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="herald", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_serve = sub.add_parser("serve", help="apply migrations, then serve the API")
-    p_serve.add_argument("--host")
-    p_serve.add_argument("--port", type=int)
-    p_serve.add_argument(
-        "--no-worker", action="store_true", help="do not run a queue worker in this process"
-    )
-    p_worker = sub.add_parser("worker", help="run queue workers (any number, any machine)")
-    p_worker.add_argument("--concurrency", type=int, default=4)
-    sub.add_parser("migrate", help="apply database migrations")
-    p_apps = sub.add_parser("apps", help="manage apps").add_subparsers(dest="apps", required=True)
-    p_create = p_apps.add_parser("create", help="create an app and print its credentials")
-    p_create.add_argument("--name", required=True)
-    args = parser.parse_args(argv)
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    serve(args.host, args.port, worker=settings.worker and not args.no_worker)
 
-    settings = get_settings()
-    _logging(settings.log_level)
-    if args.command == "serve":
-        serve(args.host, args.port, worker=settings.worker and not args.no_worker)
-        return
-    if args.command == "worker":
-        run_worker(settings, concurrency=args.concurrency)
-        return
-    db = runtime.database(settings)
+
+def _worker(settings: Settings, args: argparse.Namespace) -> None:
+    run_worker(settings, concurrency=args.concurrency)
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> None:
+    open_database(settings).stop()
+    print(f"database schema at {runtime.head_revision()}", flush=True)
+
+
+def _apps_create(settings: Settings, args: argparse.Namespace) -> None:
+    db = open_database(settings)
     try:
-        runtime.migrate(db.url)
-        if args.command == "apps" and args.apps == "create":
-            app = runtime.create_app_record(db.url, args.name)
-            print(
-                json.dumps(
-                    AppRead.of(app).model_dump(include={"id", "name", "apiKey", "apiSecret"})
-                )
-            )
+        app = runtime.create_app_record(db.url, args.name)
     finally:
         db.stop()
+    print(json.dumps(_credentials(app)))
+
+
+def _apps_list(settings: Settings, args: argparse.Namespace) -> None:
+    db = open_database(settings)
+    try:
+        apps = commands.list_apps(db.url)
+    finally:
+        db.stop()
+    rows = [AppRead.of(a).model_dump(exclude={"apiSecret", "vapidPublicKey"}) for a in apps]
+    if args.json:
+        print(json.dumps(rows))
+        return
+    if not rows:
+        print("no apps (create one with `herald apps create --name NAME`)")
+        return
+    header = ("ID", "NAME", "API KEY", "CREATED", "OLD SECRET UNTIL")
+    table = [header] + [
+        (
+            str(r["id"]),
+            r["name"],
+            r["apiKey"],
+            r["createdAt"] or "",
+            r["previousSecretExpiresAt"] or "",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+
+
+def _apps_rotate(settings: Settings, args: argparse.Namespace) -> None:
+    grace = settings.secret_grace if args.grace is None else args.grace
+    db = open_database(settings)
+    try:
+        app = commands.rotate_secret(db.url, args.app_id, grace=grace)
+    finally:
+        db.stop()
+    print(json.dumps(_credentials(app, "previousSecretExpiresAt")))
+
+
+def _requests_show(settings: Settings, args: argparse.Namespace) -> None:
+    db = open_database(settings)
+    try:
+        status = commands.request_status(db.url, args.app_id, args.request_id)
+    finally:
+        db.stop()
+    print(status.model_dump_json(indent=2))
+
+
+def _credentials(app: App, *more: str) -> dict[str, object]:
+    return AppRead.of(app).model_dump(include={"id", "name", "apiKey", "apiSecret", *more})
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (got {text!r})") from None
+
+
+def _request_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a request id (a UUID): {text!r}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="herald",
+        description="Herald, a self-hosted notification server speaking the Engagespot v3 API. "
+        "Settings come from HERALD_* environment variables (see the README).",
+    )
+    root.add_argument("--version", action="version", version=f"herald {version()}")
+    sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "serve",
+        help="apply migrations, then serve the API (and a queue worker)",
+        description="Apply migrations, create the first app and admin token if the database "
+        "has none, then serve the API, socket.io and, unless --no-worker, a queue worker. "
+        "Any number of replicas may share one database.",
+    )
+    p.add_argument("--host", help="address to listen on (default HERALD_HOST, 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, help="port to listen on (default HERALD_PORT, 8000)", metavar="PORT"
+    )
+    p.add_argument(
+        "--no-worker", action="store_true", help="do not run a queue worker in this process"
+    )
+    p.set_defaults(handler=_serve)
+
+    p = sub.add_parser(
+        "worker",
+        help="run queue workers (any number, any machine)",
+        description="Consume the job queue until SIGINT/SIGTERM, finishing the jobs in flight.",
+    )
+    p.add_argument("--concurrency", type=int, default=4, help="jobs at once (default 4)")
+    p.set_defaults(handler=_worker)
+
+    p = sub.add_parser(
+        "migrate",
+        help="apply database migrations",
+        description="Bring the database schema to the newest revision, logging each step. "
+        "Safe to run while other replicas start: they take turns.",
+    )
+    p.set_defaults(handler=_migrate)
+
+    apps = sub.add_parser(
+        "apps", help="list, create apps and rotate their secrets", description="Manage apps."
+    ).add_subparsers(dest="apps", required=True, metavar="ACTION")
+    p = apps.add_parser(
+        "create",
+        help="create an app and print its credentials",
+        description="Create an app and print its id, name, apiKey and apiSecret as JSON.",
+    )
+    p.add_argument("--name", required=True, help="the app's name")
+    p.set_defaults(handler=_apps_create)
+    p = apps.add_parser(
+        "list",
+        help="list every app",
+        description="List every app: id, name, API key, creation time, and until when a "
+        "rotated-out secret still works. Secrets are not shown.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=_apps_list)
+    p = apps.add_parser(
+        "rotate-secret",
+        help="issue a new API secret; the old one works for a grace period",
+        description="Issue a new API secret and print it as JSON. The old secret keeps "
+        "working until previousSecretExpiresAt (HERALD_SECRET_GRACE, 24h by default), so "
+        "backends can switch without an outage. --grace 0 ends it at once (a leaked secret).",
+    )
+    p.add_argument("app_id", type=int, metavar="ID", help="the app's id (see `herald apps list`)")
+    p.add_argument(
+        "--grace",
+        type=_duration,
+        metavar="DURATION",
+        help="how long the old secret keeps working, e.g. 24h, 30m, 0 "
+        "(default HERALD_SECRET_GRACE)",
+    )
+    p.set_defaults(handler=_apps_rotate)
+
+    requests = sub.add_parser(
+        "requests", help="inspect sends", description="Inspect notification sends."
+    ).add_subparsers(dest="requests", required=True, metavar="ACTION")
+    p = requests.add_parser(
+        "show",
+        help="show a send's status and counts",
+        description="Show a send's state (queued, scheduled, fanning_out, done, cancelled, "
+        "failed), its recipient and delivered counts, attempts and last error, as JSON.",
+    )
+    p.add_argument("app_id", type=int, metavar="APP_ID", help="the app's id")
+    p.add_argument(
+        "request_id", type=_request_id, metavar="REQUEST_ID", help="the send's requestId"
+    )
+    p.set_defaults(handler=_requests_show)
+    return root
+
+
+def load_settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise settings_problem(exc) from None
+    except SettingsError as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        settings = load_settings()
+        logs.configure(settings.log_level)
+        handler(settings, args)
+    except CliError as exc:
+        for line in str(exc).splitlines():
+            print(f"herald: {line}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

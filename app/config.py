@@ -1,16 +1,39 @@
 """Settings read from the environment (prefix HERALD_)."""
 
+import re
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "HERALD_"
+# Settings whose value is never echoed in an error message.
+SECRET_SETTINGS = frozenset({"admin_token", "database_url"})
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+Positive = Annotated[int, Field(ge=1)]
+
+
+def parse_duration(text: str) -> timedelta:
+    """`24h`, `30m`, `90s`, `2d` or plain seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError("must be a duration such as 24h, 30m, 90s, or 0 to disable")
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2].lower()])
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HERALD_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     database_url: str | None = Field(
         default=None,
@@ -19,15 +42,17 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".herald")
     admin_token: SecretStr | None = None
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
     cors_origins: Annotated[list[str], NoDecode] = ["*"]
-    max_body_bytes: int = 1_048_576
-    max_header_bytes: int = 16_384
-    max_recipients: int = 10_000
-    inline_recipients: int = 1_000
+    max_body_bytes: Positive = 1_048_576
+    max_header_bytes: Positive = 16_384
+    max_recipients: Positive = 10_000
+    inline_recipients: Positive = 1_000
     worker: bool = True
-    db_pool_size: int = 10
-    log_level: str = "info"
+    db_pool_size: Positive = 10
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    # How long a rotated-out API secret keeps working, so backends can roll over.
+    secret_grace: timedelta = timedelta(hours=24)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -37,18 +62,51 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("secret_grace", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and not value.strip().upper().startswith("P"):
+            return parse_duration(value)
+        return value  # a timedelta, or ISO 8601 (`PT24H`) for pydantic to read
+
+    @field_validator("secret_grace")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str | None) -> str | None:
+        # Messages here never include the value: it may hold a password.
         if not value:
             return None
         for prefix in ("postgres://", "postgresql://"):
             if value.startswith(prefix):
-                return "postgresql+asyncpg://" + value[len(prefix) :]
+                value = "postgresql+asyncpg://" + value[len(prefix) :]
+                break
         if not value.startswith("postgresql+asyncpg://"):
+            raise ValueError("must be a URL like postgresql://user:password@host:5432/database")
+        try:
+            url = make_url(value)
+        except ValueError:
+            raise ValueError("the port must be a number") from None
+        except ArgumentError:
             raise ValueError(
-                "HERALD_DATABASE_URL must be a postgresql:// or postgresql+asyncpg:// URL"
-            )
+                "is not a URL like postgresql://user:password@host:5432/database"
+            ) from None
+        if url.host is not None and "@" in url.host:
+            raise ValueError("has an unescaped '@': write '@' in the password as %40")
+        if not url.database:
+            raise ValueError("names no database: add /<database> after the host")
         return value
 
     @field_validator("admin_token", mode="before")
@@ -61,7 +119,9 @@ class Settings(BaseSettings):
     @classmethod
     def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("HERALD_ADMIN_TOKEN must be at least 16 characters")
+            raise ValueError(
+                f"must be at least 16 characters (it has {len(value.get_secret_value())})"
+            )
         return value
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_body
+from app.kit.access import SEND_REQUEST_ID
 from app.kit.bodies import json_problem
 
 access_log = logging.getLogger("herald.access")
@@ -34,6 +35,8 @@ class Edge:
         scope = _clean_path(scope)
         request_id = _request_id(scope)
         status = 0
+        # Shared with every layer below (Request.state), so a route can leave a note here.
+        state: dict[str, Any] = scope.setdefault("state", {})
 
         async def send_logged(message: Message) -> None:
             nonlocal status
@@ -58,18 +61,17 @@ class Edge:
                 return
             await self.app(scope, _replay(body, receive), send_logged)
         finally:
-            access_log.info(
-                json.dumps(
-                    {
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "ms": round((time.perf_counter() - started) * 1000, 2),
-                        "requestId": request_id,
-                    },
-                    separators=(",", ":"),
-                )
-            )
+            fields: dict[str, object] = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+                "xRequestId": request_id,
+            }
+            sent = state.get(SEND_REQUEST_ID)
+            if sent is not None:
+                fields["requestId"] = sent
+            access_log.info("%s %s %s", scope["method"], scope["path"], status, extra=fields)
 
 
 def _clean_path(scope: Scope) -> Scope:

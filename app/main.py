@@ -11,6 +11,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp
 
 from app.apps.router import router as admin_apps_router
+from app.auth.admin_token import digest as admin_token_digest
 from app.categories.router import router as categories_router
 from app.config import Settings, get_settings
 from app.console import router as console
@@ -59,6 +60,7 @@ def create_app(
     *,
     database_url: str | None = None,
     admin_token: str | None = None,
+    admin_token_sha256: str | None = None,
     on_shutdown: Callable[[], None] | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
@@ -103,8 +105,11 @@ def create_app(
     )
     app.state.settings = settings
     app.state.realtime = realtime
-    app.state.admin_token = admin_token or (
-        settings.admin_token.get_secret_value() if settings.admin_token else ""
+    # The admin dependency holds only a digest: replicas share one from the database and
+    # may never have seen the token itself (app.runtime.admin_token).
+    token = admin_token or (settings.admin_token.get_secret_value() if settings.admin_token else "")
+    app.state.admin_token_sha256 = admin_token_sha256 or (
+        admin_token_digest(token) if token else None
     )
     install_error_handlers(app)
 

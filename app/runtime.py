@@ -1,4 +1,6 @@
-"""Start-up chores shared by the CLI commands: database, migrations, admin token, first app."""
+"""Start-up chores shared by the CLI commands: database, migrations, admin token, first app.
+
+Several replicas may run these at once on one database: each chore is safe to race."""
 
 import asyncio
 import logging
@@ -9,13 +11,18 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from app.apps import repository as apps_repository
 from app.apps import service as apps_service
 from app.apps.models import App
+from app.auth import admin_token as admin_tokens
+from app.auth import repository as auth_repository
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.embedded import EmbeddedPostgres
+from app.kit import locks
+from app.ops.problems import ConfigError
 
 log = logging.getLogger("herald")
 PACKAGE = Path(__file__).resolve().parent
@@ -35,7 +42,15 @@ def database(settings: Settings) -> Database:
     if settings.database_url:
         return Database(settings.database_url, None)
     embedded = EmbeddedPostgres(settings.data_dir)
-    return Database(embedded.start(), embedded)
+    try:
+        url = embedded.start()
+    except Exception as exc:  # pgserver fails in many ways; each is a data-dir problem here
+        embedded.stop()
+        raise ConfigError(
+            f"HERALD_DATA_DIR: cannot start the embedded PostgreSQL in {embedded.pgdata}: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+    return Database(url, embedded)
 
 
 def migrations_dir() -> Path:
@@ -64,32 +79,77 @@ def migrate(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
+def head_revision() -> str:
+    """The newest revision the shipped migrations reach."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return ScriptDirectory.from_config(config).get_current_head() or "base"
+
+
 @dataclass
 class AdminToken:
-    value: str
+    sha256: str
+    # None when another replica made the token: this one knows only its digest.
+    value: str | None
     path: Path | None
-    created: bool
+    created: bool = False
+    from_env: bool = False
 
 
-def admin_token(settings: Settings) -> AdminToken:
-    """HERALD_ADMIN_TOKEN, or a token generated once and kept in the data dir (mode 0600)."""
+def admin_token(settings: Settings, url: str) -> AdminToken:
+    """HERALD_ADMIN_TOKEN, or the token all replicas share through the database.
+
+    The first replica on an empty database generates it, keeps it in the data dir (mode
+    0600) and reports it as created; the others accept the digest stored beside it."""
     if settings.admin_token is not None:
-        return AdminToken(settings.admin_token.get_secret_value(), None, False)
+        value = settings.admin_token.get_secret_value()
+        return AdminToken(admin_tokens.digest(value), value, None, from_env=True)
     path = settings.data_dir / "admin-token"
-    if path.exists():
-        return AdminToken(path.read_text().strip(), path, False)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        kept = path.read_text().strip() if path.exists() else None
+    except OSError as exc:
+        raise ConfigError(f"HERALD_DATA_DIR: cannot read {path}: {exc.strerror or exc}") from None
+    return asyncio.run(_shared_admin_token(url, path, kept or None))
+
+
+async def _shared_admin_token(url: str, path: Path, kept: str | None) -> AdminToken:
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            stored = await auth_repository.admin_token_sha256(session)
+            if stored is None:
+                # A token file from before tokens lived in the database is adopted as is.
+                token = kept or secrets.token_urlsafe(32)
+                sha256 = admin_tokens.digest(token)
+                if await auth_repository.claim_admin_token(session, token_sha256=sha256):
+                    if kept is None:
+                        # Inside the transaction: a file that cannot be written stores nothing.
+                        await asyncio.to_thread(_write_token, path, token)
+                    return AdminToken(sha256, token, path, created=kept is None)
+                stored = await auth_repository.admin_token_sha256(session)
+                assert stored is not None
+    finally:
+        await engine.dispose()
+    if kept is not None and admin_tokens.matches(kept, stored):
+        return AdminToken(stored, kept, path)
+    if kept is not None:
+        log.warning("%s holds a token this database does not accept; using the database's", path)
+    return AdminToken(stored, None, None)
+
+
+def _write_token(path: Path, token: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
-    return AdminToken(token, path, True)
 
 
 async def _first_app(url: str) -> App | None:
     engine = make_engine(url, pool_size=1)
     try:
         async with make_sessionmaker(engine).begin() as session:
+            # Replicas starting together would each see no app and each create one.
+            await locks.xact_lock(session, "herald.default_app")
             if await apps_repository.all_apps(session):
                 return None
             return await apps_service.create(session, name="default")

@@ -1,8 +1,11 @@
 """Queue workers: PgQueuer consumers that wait on LISTEN, not on a polling loop."""
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import TypeVar
 
 import asyncpg
 from pgqueuer import AsyncpgDriver, Queries, QueueManager
@@ -11,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.sends import tasks as send_tasks
 
 log = logging.getLogger("herald.worker")
+T = TypeVar("T")
 
 
 class Worker:
@@ -38,12 +42,20 @@ class Worker:
         while not self._stopping.is_set():
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(
-                    self.dsn, timeout=10, server_settings={"application_name": "herald-worker"}
+                # A stop while connecting (say, the port was taken and uvicorn gives up)
+                # must not wait for the connection to be made or to time out.
+                conn = await self._unless_stopped(
+                    asyncpg.connect(
+                        self.dsn, timeout=10, server_settings={"application_name": "herald-worker"}
+                    )
                 )
+                if conn is None:
+                    break
                 qm = QueueManager(Queries(AsyncpgDriver(conn)))
                 send_tasks.register(qm, self.sessionmaker)
                 self._qm = qm
+                if self._stopping.is_set():
+                    break
                 backoff = 0.5
                 log.info("worker: consuming the queue")
                 await qm.run(
@@ -63,9 +75,29 @@ class Worker:
                 self._qm = None
                 if conn is not None and not conn.is_closed():
                     await conn.close()
-            if not self._stopping.is_set():
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    async def _unless_stopped(self, work: Awaitable[T]) -> T | None:
+        """The result of `work`, or None (with `work` cancelled) once `stop` is called."""
+        task = asyncio.ensure_future(work)
+        stopped = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            stopped.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            result = await task
+            # Connected just as it was cancelled: hand the result back to be closed.
+            return result
+        return None
 
     def stop(self) -> None:
         """Finish jobs in flight, then return from `run`."""

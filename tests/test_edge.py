@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from app.config import Settings
+from app.logs import JsonFormatter
 from tests.factories import Creds, send_body
 from tests.factories import error_message as assert_error
 
@@ -180,10 +181,11 @@ async def test_cross_origin_responses_carry_cors_headers(
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+    """The access lines as `herald serve` writes them (JSON)."""
     lines: list[dict[str, object]] = []
     for record in caplog.records:
         if record.name == "herald.access":
-            line = json.loads(record.getMessage())
+            line = json.loads(JsonFormatter().format(record))
             assert isinstance(line, dict)
             lines.append(line)
     return lines
@@ -215,7 +217,7 @@ async def test_one_access_line_per_request(
         assert line["status"] == status
         assert isinstance(line["ms"], int | float)
         assert line["ms"] >= 0
-        assert line["requestId"] == r.headers["x-request-id"]
+        assert line["xRequestId"] == r.headers["x-request-id"]
 
 
 async def test_request_id_is_kept_or_made(
@@ -224,7 +226,7 @@ async def test_request_id_is_kept_or_made(
     caplog.set_level(logging.INFO, logger="herald.access")
     r = await client.get("/health", headers={"X-Request-ID": "trace-123"})
     assert r.headers["x-request-id"] == "trace-123"
-    assert access_lines(caplog)[-1]["requestId"] == "trace-123"
+    assert access_lines(caplog)[-1]["xRequestId"] == "trace-123"
     made = (await client.get("/health")).headers["x-request-id"]
     again = (await client.get("/health")).headers["x-request-id"]
     assert made

@@ -15,6 +15,9 @@ class App(Base):
     name: Mapped[str] = mapped_column(String(200))
     api_key: Mapped[str] = mapped_column(String(64), unique=True)
     api_secret: Mapped[str] = mapped_column(String(128))
+    # The secret before the last rotation, accepted until `previous_secret_expires_at`.
+    previous_api_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
     secure_mode: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     hmac_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     signing_public_key: Mapped[str | None] = mapped_column(Text)

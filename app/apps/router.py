@@ -1,10 +1,12 @@
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Query, status
 
 from app.apps import repository, service
 from app.apps.schemas import AppCreate, AppRead, AppUpdate, SigningKeyIn, SigningKeyOut
 from app.auth.dependencies import AdminDep
+from app.config import SettingsDep
 from app.db import SessionDep
 from app.errors import answers
 from app.kit.types import DbId
@@ -52,10 +54,26 @@ async def delete_app(session: SessionDep, app_id: DbId) -> None:
     await service.delete(session, app=await service.get(session, app_id))
 
 
+GraceSeconds = Annotated[
+    int | None,
+    Query(
+        alias="graceSeconds",
+        ge=0,
+        le=365 * 86400,
+        description="How long the old secret keeps working; default HERALD_SECRET_GRACE, "
+        "0 ends it at once.",
+    ),
+]
+
+
 @router.post("/{app_id}/rotate-secret", response_model=AppRead)
-async def rotate_secret(session: SessionDep, app_id: DbId) -> AppRead:
-    """Replace the API secret; the old one stops working at once."""
-    app = await service.rotate_secret(session, app=await service.get(session, app_id))
+async def rotate_secret(
+    session: SessionDep, settings: SettingsDep, app_id: DbId, grace_seconds: GraceSeconds = None
+) -> AppRead:
+    """Replace the API secret; the old one keeps working until `previousSecretExpiresAt`
+    (HERALD_SECRET_GRACE, 24 h by default, or `graceSeconds`), so backends roll over."""
+    grace = settings.secret_grace if grace_seconds is None else timedelta(seconds=grace_seconds)
+    app = await service.rotate_secret(session, app=await service.get(session, app_id), grace=grace)
     return AppRead.of(app)
 
 

@@ -38,6 +38,8 @@ class AppRead(BaseModel):
     channels: list[str]
     vapidPublicKey: str
     createdAt: str | None
+    # Until then the secret before the last rotation is accepted too.
+    previousSecretExpiresAt: str | None = None
 
     @classmethod
     def of(cls, app: App) -> "AppRead":
@@ -52,6 +54,9 @@ class AppRead(BaseModel):
             channels=list(app.channels),
             vapidPublicKey=app.vapid_public_key,
             createdAt=iso(app.created_at),
+            previousSecretExpiresAt=iso(app.previous_secret_expires_at)
+            if app.previous_api_secret is not None
+            else None,
         )
 
 

@@ -1,5 +1,7 @@
 """Rules for apps: creation with fresh credentials, rotation, security switches."""
 
+from datetime import timedelta
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apps import keys, repository
@@ -58,9 +60,19 @@ async def update(
     return app
 
 
-async def rotate_secret(session: AsyncSession, *, app: App) -> App:
+async def rotate_secret(session: AsyncSession, *, app: App, grace: timedelta) -> App:
+    """Issue a new secret; the current one keeps working for `grace` (not at all when 0).
+
+    Only one previous secret is kept: rotating again ends the older one's grace."""
+    now = utcnow()
+    if grace > timedelta(0):
+        app.previous_api_secret = app.api_secret
+        app.previous_secret_expires_at = now + grace
+    else:
+        app.previous_api_secret = None
+        app.previous_secret_expires_at = None
     app.api_secret = random_token(48)
-    app.updated_at = utcnow()
+    app.updated_at = now
     await session.flush()
     return app
 

@@ -9,11 +9,13 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apps import repository as apps_repository
-from app.auth import tokens
+from app.apps.credentials import accepts_secret
+from app.auth import admin_token, tokens
 from app.auth.principal import Principal, UserPrincipal, Via
 from app.db import SessionDep
 from app.errors import NO_AUTH, BadRequest, Unauthorized
 from app.kit.secrets import same
+from app.kit.timefmt import utcnow
 
 # OpenAPI security scheme names: the /docs "Authorize" dialog offers every one.
 API_KEY, API_SECRET, USER_ID, SIGNATURE = "apiKey", "apiSecret", "userId", "userSignature"
@@ -93,7 +95,7 @@ async def authenticate(session: AsyncSession, creds: Credentials) -> Principal:
     if app is None:
         raise Unauthorized("Invalid API key")
     if creds.api_secret is not None:
-        if not same(app.api_secret, creds.api_secret):
+        if not accepts_secret(app, creds.api_secret, now=utcnow()):
             raise Unauthorized("Invalid API secret")
         return Principal(app=app, via=Via.SECRET, user_identifier=_identifier(creds.user_id))
     if creds.user_id is None:
@@ -174,8 +176,8 @@ async def admin(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_token)],
 ) -> None:
-    expected: str = request.app.state.admin_token
-    if bearer is None or not same(bearer.credentials, expected):
+    expected: str | None = request.app.state.admin_token_sha256
+    if bearer is None or not admin_token.matches(bearer.credentials, expected):
         raise Unauthorized("Admin API: Authorization: Bearer <admin token> is required")
 
 

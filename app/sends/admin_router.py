@@ -17,10 +17,10 @@ router = APIRouter(prefix="/admin/apps/{app_id}/requests", tags=["admin"], depen
 @router.get("/{request_id}", response_model=RequestStatus)
 async def get_request(session: SessionDep, app_id: DbId, request_id: uuid.UUID) -> RequestStatus:
     """Show a send's state (queued, scheduled, fanning_out, done, cancelled, failed) and counts."""
-    request = await repository.of_app(session, app_id, request_id)
-    if request is None:
+    found = await status.of_request(session, app_id=app_id, request_id=request_id)
+    if found is None:
         raise NotFound("Request not found")
-    return (await status.describe(session, [request]))[0]
+    return found
 
 
 @router.get("", response_model=list[RequestStatus])

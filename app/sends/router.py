@@ -1,11 +1,12 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Header, Request, status
 
 from app.auth.dependencies import BackendApp
 from app.config import SettingsDep
 from app.db import SessionDep
 from app.errors import answers
+from app.kit.access import SEND_REQUEST_ID
 from app.sends import accept, idempotency
 from app.sends.schemas import SendAccepted, SendRequest
 
@@ -24,6 +25,7 @@ IdempotencyHeader = Annotated[
     responses=answers(409, 422),
 )
 async def send_notification(
+    request: Request,
     session: SessionDep,
     principal: BackendApp,
     settings: SettingsDep,
@@ -41,6 +43,7 @@ async def send_notification(
             session, app_id=app_id, key=idempotency_key, body=body.model_dump(mode="json")
         )
         if earlier is not None:
+            setattr(request.state, SEND_REQUEST_ID, str(earlier))
             return SendAccepted(requestId=str(earlier))
     limits = accept.Limits(
         max_recipients=settings.max_recipients, inline_recipients=settings.inline_recipients
@@ -50,4 +53,5 @@ async def send_notification(
         await idempotency.remember(
             session, app_id=app_id, key=idempotency_key, request_id=request_id
         )
+    setattr(request.state, SEND_REQUEST_ID, str(request_id))
     return SendAccepted(requestId=str(request_id))

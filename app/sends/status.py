@@ -1,11 +1,13 @@
 """What the admin API says about a send: its state and what it has delivered so far."""
 
+import uuid
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.inbox import repository as inbox_repository
 from app.kit.timefmt import iso
+from app.sends import repository
 from app.sends.models import NotificationRequest
 from app.sends.schemas import RequestStatus
 
@@ -31,3 +33,11 @@ async def describe(
         )
         for r in requests
     ]
+
+
+async def of_request(
+    session: AsyncSession, *, app_id: int, request_id: uuid.UUID
+) -> RequestStatus | None:
+    """One send of the app, described; None when the app has no such send."""
+    request = await repository.of_app(session, app_id, request_id)
+    return None if request is None else (await describe(session, [request]))[0]
