@@ -15,6 +15,9 @@ from app.apps.schemas import AppRead
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app, served
+from app.retention import command as retention_command
+from app.retention import service as retention_service
+from app.retention.service import Policy as RetentionPolicy
 from app.worker import Worker
 
 
@@ -58,7 +61,10 @@ def run_worker(settings: Settings, *, concurrency: int) -> None:
     async def main() -> None:
         engine = make_engine(db.url, pool_size=max(2, concurrency))
         worker = Worker(
-            db.url.replace("+asyncpg", "", 1), make_sessionmaker(engine), concurrency=concurrency
+            db.url.replace("+asyncpg", "", 1),
+            make_sessionmaker(engine),
+            concurrency=concurrency,
+            retention=RetentionPolicy.of(settings),
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -118,6 +124,19 @@ def main(argv: list[str] | None = None) -> None:
     p_apps = sub.add_parser("apps", help="manage apps").add_subparsers(dest="apps", required=True)
     p_create = p_apps.add_parser("create", help="create an app and print its credentials")
     p_create.add_argument("--name", required=True)
+    # herald purge (retention)
+    p_purge = sub.add_parser(
+        "purge",
+        help="delete now what the retention settings no longer keep",
+        description=retention_command.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_purge.add_argument(
+        "--batch-size",
+        type=retention_command.batch_size,
+        default=retention_service.BATCH,
+        help=f"rows deleted per transaction (default {retention_service.BATCH:,})",
+    )
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -127,6 +146,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "worker":
         run_worker(settings, concurrency=args.concurrency)
+        return
+    if args.command == "purge":
+        retention_command.run(settings, batch=args.batch_size)
         return
     db = runtime.database(settings)
     try:

@@ -4,6 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
+from croniter import croniter
 from fastapi import Depends, Request
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -28,6 +29,14 @@ class Settings(BaseSettings):
     worker: bool = True
     db_pool_size: int = 10
     log_level: str = "info"
+    # Observability: GET /metrics, open unless a bearer token is set.
+    metrics: bool = True
+    metrics_token: SecretStr | None = None
+    # Retention, in days; 0 keeps forever. Requests default to the inbox's retention.
+    retention_days: int = Field(default=90, ge=0)
+    request_retention_days: int | None = Field(default=None, ge=0)
+    # When the periodic purge runs (cron, UTC); empty: never (run `herald purge` yourself).
+    retention_schedule: str = "17 * * * *"
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -62,6 +71,21 @@ class Settings(BaseSettings):
     def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("HERALD_ADMIN_TOKEN must be at least 16 characters")
+        return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_metrics_token(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("retention_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        value = value.strip()
+        if value and not croniter.is_valid(value):
+            raise ValueError(
+                "HERALD_RETENTION_SCHEDULE must be a cron expression such as '17 * * * *'"
+            )
         return value
 
 

@@ -6,6 +6,7 @@ from app.db import Base
 from app.devices.models import Device
 from app.notifications.models import IdempotencyKey, Notification, NotificationRequest
 from app.preferences.models import Preference
+from app.retention import models as retention_models
 from app.topics.models import Topic, TopicSubscription
 from app.users.models import User
 
@@ -21,4 +22,5 @@ __all__ = [
     "Topic",
     "TopicSubscription",
     "User",
+    "retention_models",
 ]

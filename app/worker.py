@@ -5,10 +5,12 @@ import logging
 from datetime import timedelta
 
 import asyncpg
-from pgqueuer import AsyncpgDriver, Queries, QueueManager
+from pgqueuer import PgQueuer, QueueManager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.notifications import tasks as notification_tasks
+from app.retention import tasks as retention_tasks
+from app.retention.service import Policy
 
 log = logging.getLogger("herald.worker")
 
@@ -23,6 +25,7 @@ class Worker:
         *,
         concurrency: int = 4,
         heartbeat: timedelta = timedelta(seconds=10),
+        retention: Policy | None = None,
     ):
         self.dsn = dsn
         self.sessionmaker = sessionmaker
@@ -30,6 +33,7 @@ class Worker:
         # A job whose worker stopped heart-beating this long ago is picked again: this is
         # what recovers the work of a worker killed with SIGKILL.
         self.heartbeat = heartbeat
+        self.retention = retention
         self._stopping = asyncio.Event()
         self._qm: QueueManager | None = None
 
@@ -41,12 +45,18 @@ class Worker:
                 conn = await asyncpg.connect(
                     self.dsn, timeout=10, server_settings={"application_name": "herald-worker"}
                 )
-                qm = QueueManager(Queries(AsyncpgDriver(conn)))
+                # The queue manager and the scheduler share the connection and the stop.
+                pgq = PgQueuer.from_asyncpg_connection(conn)
+                qm = pgq.qm
                 notification_tasks.register(qm, self.sessionmaker)
+                scheduled = self.retention is not None and retention_tasks.schedule(
+                    pgq.sm, self.sessionmaker, self.retention
+                )
                 self._qm = qm
                 backoff = 0.5
                 log.info("worker: consuming the queue")
-                await qm.run(
+                # Without a schedule the scheduler would only poll: run the queue alone.
+                await (pgq if scheduled else qm).run(
                     # An idle worker wakes this often even without a NOTIFY: it is how it
                     # notices a job whose heartbeat went stale, so a killed worker's job is
                     # taken over within two heartbeats instead of heartbeat + 30 s.
