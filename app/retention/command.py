@@ -79,12 +79,14 @@ class _Progress:
     """One line per table at most every second while it runs, and one when it is done."""
 
     def __init__(self) -> None:
-        self.shown = 0.0
+        self.at = 0.0
+        self.shown: dict[str, int] = {}
 
     def __call__(self, table: str, rows: int, finished: bool) -> None:
         now = time.monotonic()
-        if finished or (rows and now - self.shown >= 1.0):
-            self.shown = now
+        moved = rows != self.shown.get(table, 0)
+        if finished or (moved and now - self.at >= 1.0):
+            self.at, self.shown[table] = now, rows
             _say(f"purge: {table}: {rows:,} deleted" + (" (done)" if finished else ""))
 
 
