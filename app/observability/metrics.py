@@ -12,6 +12,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
 )
 from prometheus_client.exposition import choose_encoder
@@ -40,6 +41,8 @@ class Metrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
+        # process_cpu_seconds_total, process_resident_memory_bytes, open fds: per replica.
+        ProcessCollector(registry=r)
         self.requests = Counter(
             "herald_http_requests",
             "HTTP requests answered, by method, route template and status.",

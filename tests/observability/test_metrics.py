@@ -163,3 +163,9 @@ async def test_one_router_under_two_prefixes_has_two_templates(
         route = f"/{version}/workflows/{{identifier}}/cancel-run"
         count = "herald_http_request_duration_seconds_count"
         assert delta(after, before, count, method="POST", route=route) == 1
+
+
+async def test_process_series(client: httpx.AsyncClient) -> None:
+    series = await scrape(client)
+    assert value(series, "process_resident_memory_bytes") > 10_000_000
+    assert value(series, "process_cpu_seconds_total") > 0
