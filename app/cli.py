@@ -137,6 +137,13 @@ def main(argv: list[str] | None = None) -> None:
         default=retention_service.BATCH,
         help=f"rows deleted per transaction (default {retention_service.BATCH:,})",
     )
+    p_purge.add_argument(
+        "--pause",
+        type=retention_command.pause,
+        default=0.0,
+        help="after each batch, sleep this many times as long as it took (default 0: at "
+        "once; the periodic purge uses 1)",
+    )
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         run_worker(settings, concurrency=args.concurrency)
         return
     if args.command == "purge":
-        retention_command.run(settings, batch=args.batch_size)
+        retention_command.run(settings, batch=args.batch_size, pause=args.pause)
         return
     db = runtime.database(settings)
     try:

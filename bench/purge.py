@@ -69,6 +69,7 @@ class Options:
     concurrency: int
     seconds: float
     batch: int | None
+    pause: float | None
     database_url: str | None
     database_name: str
     data_dir: Path
@@ -88,6 +89,7 @@ def options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--concurrency", type=int, help="inbox requests in flight (4)")
     parser.add_argument("--seconds", type=float, help="before and after phases (15)")
     parser.add_argument("--batch-size", type=int, help="herald purge --batch-size (its default)")
+    parser.add_argument("--pause", type=float, help="herald purge --pause (its default, 0)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--database-url", help="a PostgreSQL server to use instead of pgserver")
     parser.add_argument("--database-name", help="dropped and recreated (herald_bench_purge)")
@@ -111,6 +113,7 @@ def options(argv: list[str] | None = None) -> Options:
         concurrency=args.concurrency or big[5],
         seconds=args.seconds or big[6],
         batch=args.batch_size,
+        pause=args.pause,
         database_url=asyncpg_url(args.database_url) if args.database_url else None,
         database_name=args.database_name or "herald_bench_purge",
         data_dir=args.data_dir,
@@ -359,6 +362,7 @@ async def _purge_under_load(
         "HERALD_LOG_LEVEL": "warning",
     }
     args = ["--batch-size", str(opts.batch)] if opts.batch else []
+    args += ["--pause", str(opts.pause)] if opts.pause is not None else []
     progress(f"bench: herald purge {' '.join(args)}".rstrip())
     launched = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(

@@ -35,8 +35,19 @@ def batch_size(value: str) -> int:
     return number
 
 
-def run(settings: Settings, *, batch: int) -> None:
-    policy = replace(Policy.of(settings), batch=batch)
+def pause(value: str) -> float:
+    """argparse type of --pause."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number <= 100:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 100: {value!r}")
+    return number
+
+
+def run(settings: Settings, *, batch: int, pause: float = 0.0) -> None:
+    policy = replace(Policy.of(settings), batch=batch, pause=pause)
     db = runtime.database(settings)
     try:
         runtime.migrate(db.url)
@@ -50,6 +61,7 @@ async def _purge(url: str, policy: Policy) -> dict[str, int]:
     _say(
         f"purge: inbox rows {_kept(policy.inbox_days)}, finished requests "
         f"{_kept(policy.request_days)}; {policy.batch:,} rows per batch"
+        + (f", pausing {policy.pause:g} times each batch's time after it" if policy.pause else "")
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

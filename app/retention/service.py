@@ -6,7 +6,10 @@ HERALD_REQUEST_RETENTION_DAYS and finished (done, cancelled or failed); a shorte
 retention therefore shortens the inbox too. Finished queue log and statistics rows follow
 the request retention; idempotency keys go when they expire (24 h). 0 days keeps forever."""
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +38,8 @@ class Policy:
     request_days: int  # 0: keep forever
     schedule: str = ""  # cron of the periodic purge; "": none
     batch: int = BATCH
+    # After each batch, sleep this many times as long as it took (0: at once).
+    pause: float = 0.0
 
     @classmethod
     def of(cls, settings: Settings) -> "Policy":
@@ -91,6 +96,15 @@ class _Run:
         self.stopping = stopping or (lambda: False)
         self.counts = dict.fromkeys(TABLES, 0)
 
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        started = time.monotonic()
+        async with self.maker.begin() as session:
+            yield session
+        if self.policy.pause > 0:
+            # A duty cycle: between batches the database serves the inbox alone.
+            await asyncio.sleep((time.monotonic() - started) * self.policy.pause)
+
     def _add(self, table: str, rows: int) -> None:
         self.counts[table] += rows
         if self.progress is not None:
@@ -123,7 +137,7 @@ class _Run:
 
     async def _inbox(self, before: datetime) -> None:
         while not self.stopping():
-            async with self.maker.begin() as session:
+            async with self._transaction() as session:
                 ids = await repository.old_inbox_rows(session, before=before, limit=self.batch)
                 deleted = await repository.delete_notifications(session, ids) if ids else 0
             self._add("notifications", deleted)
@@ -139,7 +153,7 @@ class _Run:
             # Their inbox rows first, in batches of their own: one request may have made an
             # inbox row for each of a million users.
             while not self.stopping():
-                async with self.maker.begin() as session:
+                async with self._transaction() as session:
                     ids = await repository.rows_of_requests(session, chosen, limit=self.batch)
                     deleted = await repository.delete_notifications(session, ids) if ids else 0
                 self._add("notifications", deleted)
@@ -147,7 +161,7 @@ class _Run:
                     break
             if self.stopping():
                 return
-            async with self.maker.begin() as session:
+            async with self._transaction() as session:
                 deleted = await repository.delete_requests(session, chosen)
             self._add("notification_requests", deleted)
             if len(chosen) < self.batch:
@@ -160,7 +174,7 @@ class _Run:
         before: datetime,
     ) -> None:
         while not self.stopping():
-            async with self.maker.begin() as session:
+            async with self._transaction() as session:
                 deleted = await delete(session, before=before, limit=self.batch)
             self._add(table, deleted)
             if deleted < self.batch:

@@ -2,6 +2,7 @@
 
 import logging
 import time
+from dataclasses import replace
 
 from pgqueuer import SchedulerManager
 from pgqueuer.models import Schedule
@@ -11,6 +12,8 @@ from app.retention.service import Maker, Policy
 
 log = logging.getLogger("herald.retention")
 ENTRYPOINT = "herald.retention.purge"
+# The periodic purge is in no hurry: busy at most half the time, it leaves the rest to users.
+PAUSE = 1.0
 
 
 def schedule(sm: SchedulerManager, maker: Maker, policy: Policy) -> bool:
@@ -23,7 +26,9 @@ def schedule(sm: SchedulerManager, maker: Maker, policy: Policy) -> bool:
     async def purge_job(_: Schedule) -> None:
         started = time.monotonic()
         # Stop between batches when the worker stops; the next run continues.
-        deleted = await service.purge(maker, policy, stopping=sm.shutdown.is_set)
+        deleted = await service.purge(
+            maker, replace(policy, pause=PAUSE), stopping=sm.shutdown.is_set
+        )
         if deleted is None:
             log.info("retention: another purge is running; this run is skipped")
             return

@@ -1,6 +1,7 @@
 """The purge: what goes, what stays, 0 = forever, bounded batches, one purge at a time."""
 
 import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -258,3 +259,36 @@ async def _wait_for_lock_waiter(engine: AsyncEngine) -> None:
                 return
         await asyncio.sleep(0.05)
     raise AssertionError("the second purge never waited on the lock")
+
+
+async def test_a_pause_leaves_the_database_to_others_between_batches(
+    maker: Maker, retention_engine: AsyncEngine
+) -> None:
+    engine = retention_engine
+    app, users = await seed.app_with_users(maker, 12)
+    request = await seed.request(engine, app, age=100 * DAY)
+    await seed.inbox_rows(engine, app, request, users, age=100 * DAY)
+    spans: list[float] = []
+    opened: list[float] = []
+
+    def begun(conn: Any) -> None:
+        opened.append(time.monotonic())
+
+    def committed(conn: Any) -> None:
+        spans.append(time.monotonic() - opened.pop())
+
+    event.listen(engine.sync_engine, "begin", begun)
+    event.listen(engine.sync_engine, "commit", committed)
+    try:
+        started = time.monotonic()
+        policy = Policy(inbox_days=90, request_days=0, batch=4, pause=3.0)
+        deleted = await service.purge(maker, policy)
+        took = time.monotonic() - started
+    finally:
+        event.remove(engine.sync_engine, "begin", begun)
+        event.remove(engine.sync_engine, "commit", committed)
+    assert deleted is not None
+    assert deleted["notifications"] == 12
+    # Every batch transaction is followed by a sleep three times as long (at least).
+    assert len(spans) >= 4
+    assert took >= 4 * sum(spans)
