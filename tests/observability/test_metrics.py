@@ -1,5 +1,7 @@
 """GET /metrics: request series by route template, sends, the queue, the pool, the token."""
 
+import uuid
+
 import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -150,9 +152,12 @@ async def test_openmetrics_when_asked(client: httpx.AsyncClient) -> None:
 
 
 async def test_one_router_under_two_prefixes_has_two_templates(
-    client: httpx.AsyncClient, creds: Creds
+    client: httpx.AsyncClient, creds: Creds, admin: dict[str, str]
 ) -> None:
     before = await scrape(client)
+    # A router's own prefix, with a parameter in it.
+    missing = await client.get(f"/admin/apps/{creds.id}/requests/{uuid.uuid4()}", headers=admin)
+    error_message(missing, 404)
     for version in ("v3", "v4"):
         response = await client.post(
             f"/{version}/workflows/no-such-key/cancel-run", json={}, headers=creds.backend()
@@ -163,6 +168,8 @@ async def test_one_router_under_two_prefixes_has_two_templates(
         route = f"/{version}/workflows/{{identifier}}/cancel-run"
         count = "herald_http_request_duration_seconds_count"
         assert delta(after, before, count, method="POST", route=route) == 1
+    route = "/admin/apps/{app_id}/requests/{request_id}"
+    assert delta(after, before, count, method="GET", route=route) == 1
 
 
 async def test_process_series(client: httpx.AsyncClient) -> None:
