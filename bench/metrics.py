@@ -7,8 +7,10 @@ It creates a fresh database (beside --database-url, or in pgserver in bench/data
 starts two `python -m app.cli serve` on it, one with HERALD_METRICS=true and one with
 HERALD_METRICS=false, and runs wrk against each in turn: a warm-up, then the timed rounds,
 alternating which side goes first, so that both meet the same load from other programs.
-Each side's number is the median of its rounds. It also times the two ASGI layers alone,
-in this process, around an app that answers at once: the CPU they add to every request."""
+Each side's number is the median of its rounds, in req/s and in the server's CPU time per
+request (read from /proc, far less sensitive to other programs). It also times the two ASGI
+layers alone, in this process, around an app that answers at once: the CPU they add to every
+request."""
 
 import argparse
 import asyncio
@@ -26,12 +28,14 @@ from app.embedded import EmbeddedPostgres
 from app.observability.metrics import Metrics
 from app.observability.middleware import Instrument, RouteProbe
 from app.runtime import migrate
+from bench.load import Processes
 from bench.seed import progress
 from bench.server import ROOT, asyncpg_url, drop, exclusive, herald, recreate
 
 DATA_DIR = ROOT / "bench" / "data" / "metrics"
 _RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 _LATENCY = re.compile(r"Latency\s+([\d.]+)(us|ms|s)")
+_REQUESTS = re.compile(r"(\d+) requests in")
 
 
 @dataclass(frozen=True)
@@ -91,19 +95,32 @@ def _run(opts: Options, url: str) -> None:
     off_env = {"HERALD_METRICS": "false"}
     rates: dict[str, list[float]] = {"on": [], "off": []}
     latency: dict[str, list[float]] = {"on": [], "off": []}
-    with herald(url, extra_env=on_env) as (on, _), herald(url, extra_env=off_env) as (off, _):
+    # Server CPU per request hardly depends on what else runs on the machine; req/s does.
+    cpu_us: dict[str, list[float]] = {"on": [], "off": []}
+    with (
+        herald(url, extra_env=on_env) as (on, on_proc),
+        herald(url, extra_env=off_env) as (off, off_proc),
+    ):
         bases = {"on": on, "off": off}
+        servers = {"on": Processes(on_proc.pid), "off": Processes(off_proc.pid)}
         for side, base in bases.items():
             _wrk(base, 3, opts.connections)  # warm-up
             progress(f"bench: metrics {side}: warmed up")
         for r in range(opts.rounds):
             order = ("on", "off") if r % 2 == 0 else ("off", "on")
             for side in order:
-                rate, ms = _wrk(bases[side], opts.seconds, opts.connections)
+                before = servers[side].cpu().server or 0.0
+                rate, ms, done = _wrk(bases[side], opts.seconds, opts.connections)
+                used = (servers[side].cpu().server or 0.0) - before
                 rates[side].append(rate)
                 latency[side].append(ms)
-                progress(f"bench: round {r + 1}/{opts.rounds} metrics {side}: {rate:,.0f} req/s")
+                cpu_us[side].append(used / done * 1e6)
+                progress(
+                    f"bench: round {r + 1}/{opts.rounds} metrics {side}: {rate:,.0f} req/s, "
+                    f"{cpu_us[side][-1]:.0f} µs server CPU per request"
+                )
     on_rate, off_rate = statistics.median(rates["on"]), statistics.median(rates["off"])
+    on_cpu, off_cpu = statistics.median(cpu_us["on"]), statistics.median(cpu_us["off"])
     cost_on, cost_off = _layers(opts.calls)
     print(
         "\n".join(
@@ -116,20 +133,24 @@ def _run(opts: Options, url: str) -> None:
                 f"  metrics off  {off_rate:>8,.0f} req/s  avg latency "
                 f"{statistics.median(latency['off']):.2f} ms  {_list(rates['off'])}",
                 f"  on ÷ off     {on_rate / off_rate:.3f}",
+                f"Server CPU per request (median): on {on_cpu:.0f} µs, off {off_cpu:.0f} µs, "
+                f"on ÷ off {on_cpu / off_cpu:.3f}  on {_list(cpu_us['on'])}  "
+                f"off {_list(cpu_us['off'])}",
                 f"In-process, {opts.calls:,} calls: Instrument + RouteProbe add "
                 f"{cost_on - cost_off:.1f} µs per request ({cost_on:.1f} µs with them, "
                 f"{cost_off:.1f} µs without, around an app that answers at once)",
                 "",
                 f"RESULT on_rps={on_rate:.0f} off_rps={off_rate:.0f} "
-                f"ratio={on_rate / off_rate:.3f} layer_us={cost_on - cost_off:.2f}",
+                f"ratio={on_rate / off_rate:.3f} cpu_us_on={on_cpu:.0f} cpu_us_off={off_cpu:.0f} "
+                f"layer_us={cost_on - cost_off:.2f}",
             ]
         ),
         flush=True,
     )
 
 
-def _wrk(base: str, seconds: int, connections: int) -> tuple[float, float]:
-    """(requests per second, mean latency in ms) of one wrk run on GET /health."""
+def _wrk(base: str, seconds: int, connections: int) -> tuple[float, float, int]:
+    """(requests per second, mean latency in ms, requests) of one wrk run on GET /health."""
     run = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"{base}/health"],
         capture_output=True,
@@ -140,10 +161,11 @@ def _wrk(base: str, seconds: int, connections: int) -> tuple[float, float]:
     if "Non-2xx" in run.stdout:
         raise RuntimeError(f"wrk saw errors:\n{run.stdout}")
     rate, latency = _RATE.search(run.stdout), _LATENCY.search(run.stdout)
-    if rate is None or latency is None:
+    done = _REQUESTS.search(run.stdout)
+    if rate is None or latency is None or done is None:
         raise RuntimeError(f"unexpected wrk output:\n{run.stdout}")
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[latency.group(2)]
-    return float(rate.group(1)), float(latency.group(1)) * scale
+    return float(rate.group(1)), float(latency.group(1)) * scale, int(done.group(1))
 
 
 class _Route:
