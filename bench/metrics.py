@@ -1,7 +1,7 @@
 """What the metrics middleware costs a request: GET /health through wrk, metrics on and off.
 
     python -m bench.metrics            # 5 rounds of 10 s per side, wrk -t1 -c16
-    python -m bench.metrics --quick    # 2 rounds of 2 s, a smoke run
+    python -m bench.metrics --quick    # 2 rounds of 1 s, a smoke run
 
 It creates a fresh database (beside --database-url, or in pgserver in bench/data/metrics/),
 starts two `python -m app.cli serve` on it, one with HERALD_METRICS=true and one with
@@ -27,7 +27,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.embedded import EmbeddedPostgres
 from app.observability.metrics import Metrics
 from app.observability.middleware import Instrument, RouteProbe
-from app.runtime import migrate
 from bench.load import Processes
 from bench.seed import progress
 from bench.server import ROOT, asyncpg_url, drop, exclusive, herald, recreate
@@ -55,14 +54,14 @@ def options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--rounds", type=int, help="timed rounds per side (5)")
     parser.add_argument("--seconds", type=int, help="per round (10)")
     parser.add_argument("--connections", type=int, default=16, help="wrk -c (16)")
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 1 s")
     parser.add_argument("--database-url", help="a PostgreSQL server to use instead of pgserver")
     parser.add_argument("--database-name", default="herald_bench_metrics")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="for pgserver")
     args = parser.parse_args(argv)
     return Options(
         rounds=args.rounds or (2 if args.quick else 5),
-        seconds=args.seconds or (2 if args.quick else 10),
+        seconds=args.seconds or (1 if args.quick else 10),
         connections=args.connections,
         calls=20_000 if args.quick else 200_000,
         database_url=asyncpg_url(args.database_url) if args.database_url else None,
@@ -79,8 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     server_url = opts.database_url or (embedded.start() if embedded else "")
     try:
         with exclusive(server_url, opts.database_name):
+            # The first server started applies the migrations.
             url = asyncio.run(recreate(server_url, opts.database_name))
-            migrate(url)
             try:
                 _run(opts, url)
             finally:
@@ -104,7 +103,7 @@ def _run(opts: Options, url: str) -> None:
         bases = {"on": on, "off": off}
         servers = {"on": Processes(on_proc.pid), "off": Processes(off_proc.pid)}
         for side, base in bases.items():
-            _wrk(base, 3, opts.connections)  # warm-up
+            _wrk(base, min(3, opts.seconds), opts.connections)  # warm-up
             progress(f"bench: metrics {side}: warmed up")
         for r in range(opts.rounds):
             order = ("on", "off") if r % 2 == 0 else ("off", "on")
