@@ -69,3 +69,25 @@ def test_no_schedule_without_a_cron(maker: async_sessionmaker[AsyncSession]) -> 
     assert retention_tasks.schedule(pgq.sm, maker, Policy(90, 90, schedule="@hourly"))
     [key] = pgq.sm.registry
     assert (key.entrypoint, key.expression) == (ENTRYPOINT, "0 * * * *")
+
+
+async def test_herald_serve_schedules_the_purge(live_server: str, live_engine: AsyncEngine) -> None:
+    """The default settings' schedule, registered by `herald serve`'s in-process worker."""
+
+    async def stored() -> tuple[str, str] | None:
+        async with live_engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT entrypoint, expression FROM pgqueuer_schedules "
+                        "WHERE entrypoint = :e"
+                    ),
+                    {"e": ENTRYPOINT},
+                )
+            ).first()
+        return None if row is None else (row[0], row[1])
+
+    assert await wait_for(stored, within=20, what="the purge's schedule") == (
+        ENTRYPOINT,
+        "17 * * * *",
+    )
