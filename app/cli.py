@@ -22,6 +22,9 @@ from app.db import make_engine, make_sessionmaker
 from app.main import create_app, served
 from app.ops import commands, preflight
 from app.ops.problems import CliError, ConfigError, redact, settings_problem
+from app.retention import command as retention_command
+from app.retention import service as retention_service
+from app.retention.service import Policy as RetentionPolicy
 from app.worker import Worker
 
 Handler = Callable[[Settings, argparse.Namespace], None]
@@ -95,7 +98,10 @@ def run_worker(settings: Settings, *, concurrency: int) -> None:
     async def main() -> None:
         engine = make_engine(db.url, pool_size=max(2, concurrency))
         worker = Worker(
-            db.url.replace("+asyncpg", "", 1), make_sessionmaker(engine), concurrency=concurrency
+            db.url.replace("+asyncpg", "", 1),
+            make_sessionmaker(engine),
+            concurrency=concurrency,
+            retention=RetentionPolicy.of(settings),
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -330,7 +336,36 @@ def parser() -> argparse.ArgumentParser:
         "request_id", type=_request_id, metavar="REQUEST_ID", help="the send's requestId"
     )
     p.set_defaults(handler=_requests_show)
+
+    p = sub.add_parser(
+        "purge",
+        help="delete now what the retention settings no longer keep",
+        description=retention_command.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--batch-size",
+        type=retention_command.batch_size,
+        default=retention_service.BATCH,
+        help=f"rows deleted per transaction (default {retention_service.BATCH:,})",
+    )
+    p.add_argument(
+        "--pause",
+        type=retention_command.pause,
+        default=0.0,
+        help="after each batch, sleep this many times as long as it took (default 0: at "
+        "once; the periodic purge uses 1)",
+    )
+    p.set_defaults(handler=_purge)
     return root
+
+
+def _purge(settings: Settings, args: argparse.Namespace) -> None:
+    db = open_database(settings)
+    try:
+        retention_command.run(db.url, settings, batch=args.batch_size, pause=args.pause)
+    finally:
+        db.stop()
 
 
 def load_settings() -> Settings:

@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
+from croniter import croniter
 from fastapi import Depends, Request
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -53,6 +54,14 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     # How long a rotated-out API secret keeps working, so backends can roll over.
     secret_grace: timedelta = timedelta(hours=24)
+    # Observability: GET /metrics, open unless a bearer token is set.
+    metrics: bool = True
+    metrics_token: SecretStr | None = None
+    # Retention, in days; 0 keeps forever. Requests default to the inbox's retention.
+    retention_days: int = Field(default=90, ge=0)
+    request_retention_days: int | None = Field(default=None, ge=0)
+    # When the periodic purge runs (cron, UTC); empty: never (run `herald purge` yourself).
+    retention_schedule: str = "17 * * * *"
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -122,6 +131,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"must be at least 16 characters (it has {len(value.get_secret_value())})"
             )
+        return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_metrics_token(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("retention_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        value = value.strip()
+        if value and not croniter.is_valid(value):
+            raise ValueError("must be a cron expression such as '17 * * * *'")
         return value
 
 

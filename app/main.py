@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from starlette.types import ASGIApp
 
 from app.apps.router import router as admin_apps_router
@@ -20,8 +19,13 @@ from app.devices.router import router as devices_router
 from app.edge import Edge
 from app.errors import answers, error_response, install_error_handlers
 from app.inbox.router import router as inbox_router
+from app.observability import schema
+from app.observability.metrics import Metrics
+from app.observability.middleware import Instrument, RouteProbe
+from app.observability.router import router as metrics_router
 from app.preferences.router import router as preferences_router
 from app.realtime.server import Realtime
+from app.retention.service import Policy as RetentionPolicy
 from app.sdk.router import router as sdk_router
 from app.sends.admin_router import router as admin_requests_router
 from app.sends.router import router as sends_router
@@ -77,7 +81,11 @@ def create_app(
         dsn = url.replace("+asyncpg", "", 1)
         await realtime.start(app.state.sessionmaker, url)
         # The one-command start needs nothing else: a worker runs in-process by default.
-        worker = Worker(dsn, app.state.sessionmaker) if settings.worker else None
+        worker = (
+            Worker(dsn, app.state.sessionmaker, retention=RetentionPolicy.of(settings))
+            if settings.worker
+            else None
+        )
         worker_task = asyncio.create_task(worker.run()) if worker else None
         try:
             yield
@@ -111,6 +119,9 @@ def create_app(
     app.state.admin_token_sha256 = admin_token_sha256 or (
         admin_token_digest(token) if token else None
     )
+    # /ready compares the database with the migration scripts, read once here.
+    app.state.schema = schema.expected()
+    app.state.metrics = Metrics()
     install_error_handlers(app)
 
     v3 = APIRouter(prefix="/v3")
@@ -133,6 +144,10 @@ def create_app(
     app.include_router(admin_requests_router)
     app.include_router(_health())
     console.install(app)
+    if settings.metrics:
+        app.include_router(metrics_router)
+        # Innermost: reads the matched route (see app/observability/middleware.py).
+        app.add_middleware(RouteProbe)
 
     app.add_middleware(
         Edge, max_body=settings.max_body_bytes, max_headers=settings.max_header_bytes
@@ -145,6 +160,9 @@ def create_app(
         expose_headers=["X-Request-ID", "Retry-After"],
         max_age=600,
     )
+    if settings.metrics:
+        # Outermost: counts and times every answer, refusals and preflights included.
+        app.add_middleware(Instrument, metrics=app.state.metrics)
     return app
 
 
@@ -164,12 +182,14 @@ def _health() -> APIRouter:
 
     @router.get("/ready", response_model=None, responses=answers(503))
     async def ready(request: Request) -> dict[str, str] | JSONResponse:
-        """Answer 200 when the database answers, 503 otherwise."""
+        """Answer 200 when the database answers at the newest migration, 503 otherwise."""
         try:
             async with request.app.state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+                stale = await schema.problem(conn, request.app.state.schema)
         except Exception:
             return error_response("database unavailable", 503)
+        if stale is not None:
+            return error_response(stale, 503)
         return {"status": "ok"}
 
     return router

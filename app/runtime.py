@@ -79,11 +79,14 @@ def migrate(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
+def scripts(location: Path | None = None) -> ScriptDirectory:
+    """The migration scripts `herald migrate` applies (reading them imports each one)."""
+    return ScriptDirectory(str(location or migrations_dir()))
+
+
 def head_revision() -> str:
     """The newest revision the shipped migrations reach."""
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir()))
-    return ScriptDirectory.from_config(config).get_current_head() or "base"
+    return scripts().get_current_head() or "base"
 
 
 @dataclass

@@ -8,9 +8,11 @@ from datetime import timedelta
 from typing import TypeVar
 
 import asyncpg
-from pgqueuer import AsyncpgDriver, Queries, QueueManager
+from pgqueuer import PgQueuer, QueueManager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.retention import tasks as retention_tasks
+from app.retention.service import Policy
 from app.sends import tasks as send_tasks
 
 log = logging.getLogger("herald.worker")
@@ -27,6 +29,7 @@ class Worker:
         *,
         concurrency: int = 4,
         heartbeat: timedelta = timedelta(seconds=10),
+        retention: Policy | None = None,
     ):
         self.dsn = dsn
         self.sessionmaker = sessionmaker
@@ -34,6 +37,7 @@ class Worker:
         # A job whose worker stopped heart-beating this long ago is picked again: this is
         # what recovers the work of a worker killed with SIGKILL.
         self.heartbeat = heartbeat
+        self.retention = retention
         self._stopping = asyncio.Event()
         self._qm: QueueManager | None = None
 
@@ -51,14 +55,20 @@ class Worker:
                 )
                 if conn is None:
                     break
-                qm = QueueManager(Queries(AsyncpgDriver(conn)))
+                # The queue manager and the scheduler share the connection and the stop.
+                pgq = PgQueuer.from_asyncpg_connection(conn)
+                qm = pgq.qm
                 send_tasks.register(qm, self.sessionmaker)
+                scheduled = self.retention is not None and retention_tasks.schedule(
+                    pgq.sm, self.sessionmaker, self.retention
+                )
                 self._qm = qm
                 if self._stopping.is_set():
                     break
                 backoff = 0.5
                 log.info("worker: consuming the queue")
-                await qm.run(
+                # Without a schedule the scheduler would only poll: run the queue alone.
+                await (pgq if scheduled else qm).run(
                     # An idle worker wakes this often even without a NOTIFY: it is how it
                     # notices a job whose heartbeat went stale, so a killed worker's job is
                     # taken over within two heartbeats instead of heartbeat + 30 s.

@@ -25,6 +25,8 @@ class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
         UniqueConstraint("request_id", "user_id"),
+        # The retention purge walks rows oldest first.
+        Index("ix_notifications_created_at", "created_at"),
         # The inbox page and its totalCount: newest first for one user.
         Index(
             "ix_notifications_inbox",

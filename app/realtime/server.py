@@ -102,6 +102,11 @@ class Realtime:
         # No database session is held past this point: an idle socket costs only memory.
         await self.sio.enter_room(sid, room(user_id), namespace=NAMESPACE)
 
+    def sockets(self) -> int:
+        """Socket.io clients connected to this process (for /metrics)."""
+        # Every client of a namespace is in its `None` room, from connect to disconnect.
+        return len(self.sio.manager.rooms.get(NAMESPACE, {}).get(None, ()))
+
     def _local(self, user_id: int) -> bool:
         rooms = self.sio.manager.rooms.get(NAMESPACE, {})
         return bool(rooms.get(room(user_id)))

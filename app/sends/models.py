@@ -46,6 +46,8 @@ class NotificationRequest(Base):
             "cancellation_key",
             postgresql_where=text("cancellation_key IS NOT NULL"),
         ),
+        # The retention purge walks requests oldest first.
+        Index("ix_notification_requests_created_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)

@@ -1,0 +1,1 @@
+"""Retention: settings, the periodic purge and `herald purge`."""
