@@ -29,12 +29,52 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     log_level: str = "info"
 
+    # Channels (app/delivery): provider secrets, outbound safety, retries, vendor base URLs.
+    secret_key: SecretStr | None = None
+    allow_private_targets: bool = False
+    delivery_retry_delays: Annotated[list[float], NoDecode] = [2, 10, 60, 300, 1800, 7200, 21600]
+    delivery_max_attempts: int = Field(default=8, ge=1, le=100)
+    delivery_max_age: float = Field(default=86_400, gt=0)
+    delivery_failover_after: int = Field(default=2, ge=1)
+    delivery_concurrency: int = Field(default=16, ge=1, le=1000)
+    delivery_http_timeout: float = Field(default=15, gt=0)
+    delivery_smtp_timeout: float = Field(default=30, gt=0)
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    mailgun_base_url: str | None = None
+    postmark_base_url: str = "https://api.postmarkapp.com"
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         # A comma-separated list reads better in an env file than JSON.
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("delivery_retry_delays", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [d.strip() for d in value.split(",") if d.strip()]
+        return value
+
+    @field_validator("delivery_retry_delays")
+    @classmethod
+    def _some_delays(cls, value: list[float]) -> list[float]:
+        if not value or any(d < 0 for d in value):
+            raise ValueError("HERALD_DELIVERY_RETRY_DELAYS: comma-separated seconds, e.g. 2,10,60")
+        return value
+
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _empty_secret_key(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("HERALD_SECRET_KEY must be at least 32 characters")
         return value
 
     @field_validator("database_url")

@@ -14,6 +14,7 @@ from app.apps.router import router as admin_apps_router
 from app.categories.router import router as categories_router
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
+from app.delivery.router import router as admin_delivery_router
 from app.devices.router import router as devices_router
 from app.edge import Edge
 from app.errors import error_response, install_error_handlers
@@ -74,7 +75,7 @@ def create_app(
         dsn = url.replace("+asyncpg", "", 1)
         await realtime.start(app.state.sessionmaker, url)
         # The one-command start needs nothing else: a worker runs in-process by default.
-        worker = Worker(dsn, app.state.sessionmaker) if settings.worker else None
+        worker = Worker(dsn, app.state.sessionmaker, settings=settings) if settings.worker else None
         worker_task = asyncio.create_task(worker.run()) if worker else None
         try:
             yield
@@ -122,6 +123,7 @@ def create_app(
     app.include_router(workflows_router, prefix="/v4")
     app.include_router(admin_apps_router)
     app.include_router(admin_requests_router)
+    app.include_router(admin_delivery_router)
     app.include_router(_health())
 
     app.add_middleware(

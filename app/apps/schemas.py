@@ -22,6 +22,7 @@ class AppUpdate(BaseModel):
     secureMode: bool | None = None
     hmacEnabled: bool | None = None
     channels: list[Channel] | None = None
+    addressesFromBackendOnly: bool | None = None
 
 
 class AppRead(BaseModel):
@@ -33,6 +34,7 @@ class AppRead(BaseModel):
     hmacEnabled: bool
     hasSigningKey: bool
     channels: list[str]
+    addressesFromBackendOnly: bool
     vapidPublicKey: str
     createdAt: str | None
 
@@ -47,6 +49,7 @@ class AppRead(BaseModel):
             hmacEnabled=app.hmac_enabled,
             hasSigningKey=app.signing_public_key is not None,
             channels=list(app.channels),
+            addressesFromBackendOnly=app.addresses_from_backend_only,
             vapidPublicKey=app.vapid_public_key,
             createdAt=iso(app.created_at),
         )

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Header, status
 from app.auth.dependencies import BackendApp
 from app.config import SettingsDep
 from app.db import SessionDep
+from app.delivery import crypto
 from app.sends import accept, idempotency
 from app.sends.schemas import SendAccepted, SendRequest
 
@@ -38,7 +39,9 @@ async def send_notification(
     limits = accept.Limits(
         max_recipients=settings.max_recipients, inline_recipients=settings.inline_recipients
     )
-    request_id = await accept.accept(session, app=principal.app, body=body, limits=limits)
+    request_id = await accept.accept(
+        session, app=principal.app, body=body, limits=limits, keyring=crypto.keyring(settings)
+    )
     if idempotency_key is not None:
         await idempotency.remember(
             session, app_id=app_id, key=idempotency_key, request_id=request_id
