@@ -41,7 +41,7 @@ class Worker:
         # what recovers the work of a worker killed with SIGKILL.
         self.heartbeat = heartbeat
         self._stopping = asyncio.Event()
-        self._qms: set[QueueManager] = set()
+        self._qms: list[QueueManager] = []
 
     async def run(self) -> None:
         engine = Engine(self.sessionmaker, self.settings)
@@ -77,7 +77,7 @@ class Worker:
                 )
                 qm = QueueManager(Queries(AsyncpgDriver(conn)))
                 register(qm)
-                self._qms.add(qm)
+                self._qms.append(qm)
                 if self._stopping.is_set():
                     break
                 backoff = 0.5
@@ -96,8 +96,8 @@ class Worker:
             except Exception as exc:
                 log.warning("worker: %s queue connection lost (%s); reconnecting", name, exc)
             finally:
-                if qm is not None:
-                    self._qms.discard(qm)
+                if qm is not None and qm in self._qms:
+                    self._qms.remove(qm)
                 if conn is not None and not conn.is_closed():
                     await conn.close()
             if not self._stopping.is_set():
