@@ -53,14 +53,14 @@ class Handler:
         self.dead: set[str] = set()
         self.hold_rcpt: dict[str, threading.Event] = {}
         self.hold_data: dict[str, threading.Event] = {}
-        self.waiting = threading.Event()  # set while a hold is in effect
+        self.reached: dict[str, threading.Event] = {}  # set when a hold takes effect
         self.logins: list[str] = []
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if address in self.hold_rcpt:
-            self.waiting.set()
+            self.reached.setdefault(address, threading.Event()).set()
             await asyncio.get_running_loop().run_in_executor(None, self.hold_rcpt[address].wait)
         if address in self.dead:
             return "550 5.1.1 no such user"
@@ -78,7 +78,7 @@ class Handler:
         )
         first = envelope.rcpt_tos[0] if envelope.rcpt_tos else ""
         if first in self.hold_data:
-            self.waiting.set()
+            self.reached.setdefault(first, threading.Event()).set()
             await asyncio.get_running_loop().run_in_executor(None, self.hold_data[first].wait)
         return "250 2.0.0 queued as " + str(len(self.received))
 
