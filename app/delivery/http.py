@@ -8,10 +8,12 @@ the system store; OpenSSL honours `SSL_CERT_FILE` for a private CA."""
 import asyncio
 import base64
 import ipaddress
+import os
 import socket
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import httpcore
@@ -34,6 +36,13 @@ def allowed_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 
 def tls_context() -> ssl.SSLContext:
+    """The system trust store (or SSL_CERT_FILE), loaded once per process and CA file: loading
+    it costs more CPU than a whole SMTP conversation on loopback."""
+    return _context_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@lru_cache(maxsize=4)
+def _context_for(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
