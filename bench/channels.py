@@ -17,6 +17,7 @@ bench/RESULTS.md (not for --quick unless --results is given)."""
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import secrets
@@ -30,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
@@ -218,6 +220,13 @@ async def deliver(
     return elapsed
 
 
+def _entered(
+    manager: contextlib.AbstractContextManager[tuple[str, subprocess.Popen[bytes]]],
+) -> tuple[contextlib.ExitStack, tuple[str, subprocess.Popen[bytes]]]:
+    stack = contextlib.ExitStack()
+    return stack, stack.enter_context(manager)
+
+
 def loadavg() -> list[str]:
     return Path("/proc/loadavg").read_text().split()[:3]
 
@@ -252,8 +261,8 @@ async def seed_users(dsn: str, app_id: int, n: int, smtp_port: int, hook_url: st
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     server = asyncpg_url(args.database_url)
-    after_db = await recreate(server, "herald_bench_channels")
-    before_db = await recreate(server, "herald_bench_channels_base")
+    after_db = await recreate(server, args.database_name)
+    before_db = await recreate(server, args.database_name + "_base")
     base_dir = export_base(args.base)
     smtp_port = free_port()
     counting = Counting()
@@ -263,10 +272,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     env = {"HERALD_ALLOW_PRIVATE_TARGETS": "true", "HERALD_SECRET_KEY": secrets.token_urlsafe(40)}
     out: dict[str, Any] = {"load_start": loadavg()}
     try:
-        with (
-            herald(after_db, admin_token=ADMIN, extra_env=env) as (after, _),
-            herald(before_db, admin_token=ADMIN, cwd=base_dir) as (before, _),
-        ):
+        # Both servers start at once: most of a quick run is their migrations and start-up.
+        with ThreadPoolExecutor(2) as pool:
+            starting = [
+                pool.submit(_entered, herald(after_db, admin_token=ADMIN, extra_env=env)),
+                pool.submit(_entered, herald(before_db, admin_token=ADMIN, cwd=base_dir)),
+            ]
+            entered = [f.result() for f in starting]
+        with entered[0][0], entered[1][0]:
+            after, before = entered[0][1][0], entered[1][1][0]
             async with httpx.AsyncClient(base_url=after, timeout=60) as client:
                 channel_app = await app_with(client, ["inApp", "email", "webhook"])
                 headers = {"Authorization": f"Bearer {ADMIN}"}
@@ -337,7 +351,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 channel_app,
                 channel="email",
                 n=args.deliveries,
-                per_send=100,
+                per_send=min(100, args.deliveries),
                 done=lambda: counting.count,
             )
             busy = await reads_task
@@ -348,7 +362,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 channel_app,
                 channel="webhook",
                 n=args.deliveries,
-                per_send=100,
+                per_send=min(100, args.deliveries),
                 done=lambda: receiver.count,
             )
             out.update(
@@ -364,8 +378,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         smtp.stop()
         receiver.stop()
-        await drop(server, "herald_bench_channels")
-        await drop(server, "herald_bench_channels_base")
+        await drop(server, args.database_name)
+        await drop(server, args.database_name + "_base")
     out["load_end"] = loadavg()
     return out
 
@@ -421,11 +435,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--read-seconds", type=float, default=8)
+    parser.add_argument("--database-name", default="herald_bench_channels")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--results", action="store_true", help="append to bench/RESULTS.md")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="append the section here (default bench/RESULTS.md, not for --quick)",
+    )
     args = parser.parse_args()
     if args.quick:
-        args.deliveries, args.sends, args.rounds, args.read_seconds = 200, 100, 1, 2
+        args.deliveries, args.sends, args.rounds, args.read_seconds = 50, 50, 1, 1
     out = asyncio.run(main_async(args))
     text = render(args, out)
     print(text)
@@ -435,7 +454,7 @@ def main() -> None:
         f"sends_before={out['sends']['before']:.0f} sends_after={out['sends']['after']:.0f}"
     )
     if args.results or not args.quick:
-        with RESULTS.open("a") as fh:
+        with (args.results or RESULTS).open("a") as fh:
             fh.write("\n" + text)
 
 
