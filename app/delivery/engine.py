@@ -323,6 +323,7 @@ class Engine:
             and marked
             and result in (Result.TRANSIENT, Result.UNREACHABLE)
             and outcome.status_code is None
+            and outcome.handed_over is not False
         )
         label = "unknown" if ambiguous else result.value
         delivery.log = [

@@ -26,6 +26,8 @@ class Outcome:
     status_code: int | None = None
     retry_after: float | None = None
     provider_message_id: str | None = None
+    # False when the failure proves nothing left (a refused connection); None: unknown.
+    handed_over: bool | None = None
 
     @classmethod
     def sent(

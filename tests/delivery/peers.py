@@ -55,10 +55,18 @@ class Handler:
         self.hold_data: dict[str, threading.Event] = {}
         self.reached: dict[str, threading.Event] = {}  # set when a hold takes effect
         self.logins: list[str] = []
+        # Hold the RCPT of the first address this predicate picks (then it is in `held`).
+        self.hold_when: Callable[[str], bool] | None = None
+        self.release = threading.Event()
+        self.held: list[str] = []
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if self.hold_when is not None and not self.held and self.hold_when(address):
+            self.held.append(address)
+            self.reached.setdefault(address, threading.Event()).set()
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait)
         if address in self.hold_rcpt:
             self.reached.setdefault(address, threading.Event()).set()
             await asyncio.get_running_loop().run_in_executor(None, self.hold_rcpt[address].wait)
@@ -126,7 +134,11 @@ class SmtpPeer:
         return self
 
     def stop(self) -> None:
-        for event in [*self.handler.hold_rcpt.values(), *self.handler.hold_data.values()]:
+        for event in [
+            self.handler.release,
+            *self.handler.hold_rcpt.values(),
+            *self.handler.hold_data.values(),
+        ]:
             event.set()
         self.controller.stop()
 

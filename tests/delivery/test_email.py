@@ -462,3 +462,33 @@ async def test_an_email_api_rate_limit_pauses_the_provider_until_retry_after(
         await api.get(f"/admin/apps/{creds.id}/providers/{provider['id']}", headers=ADMIN)
     ).json()
     assert paused["pausedUntil"] is not None
+
+
+async def test_an_email_api_that_cannot_be_reached_is_retried_not_unknown(
+    api: httpx.AsyncClient, worker: Callable[..., Worker]
+) -> None:
+    # A refused connection proves nothing left, even though the request was about to.
+    creds = await new_app(api, ["email"])
+    await add_provider(
+        api,
+        creds,
+        "email",
+        {
+            "provider": "postmark_email",
+            "config": {"SERVER_API_TOKEN": "t", "FROM_EMAIL": "a@herald.test"},
+        },
+    )
+    worker(postmark_base_url=f"http://127.0.0.1:{free_port()}")
+    request_id = await send(
+        api,
+        creds,
+        {"notification": {"title": "Down"}, "sendTo": {"recipients": ["down@example.com"]}},
+    )
+
+    async def retried() -> dict[str, Any] | None:
+        [d] = await deliveries(api, creds, request_id)
+        return d if len(d["log"]) >= 2 else None
+
+    delivery = await wait_for(retried, within=30, what="a second attempt")
+    assert delivery["status"] in ("retrying", "sending", "failed")
+    assert [e["outcome"] for e in delivery["log"][:2]] == ["unreachable", "unreachable"]

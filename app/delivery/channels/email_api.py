@@ -22,7 +22,7 @@ async def _post(attempt: Attempt, url: str, **kwargs: Any) -> Answer | Outcome:
     except BlockedAddress as exc:
         return Outcome(Result.CONFIG, str(exc))
     except httpx.ConnectError as exc:
-        return Outcome(Result.UNREACHABLE, f"cannot connect: {exc}")
+        return Outcome(Result.UNREACHABLE, f"cannot connect: {exc}", handed_over=False)
     except (httpx.HTTPError, TimeoutError) as exc:
         return Outcome(Result.TRANSIENT, f"{type(exc).__name__}: {exc}")
 
