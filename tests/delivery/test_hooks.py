@@ -246,7 +246,7 @@ async def test_slack_discord_and_teams_get_their_json(
             },
         },
     )
-    found = await settled(api, creds, request_id, count=5)
+    found = await settled(api, creds, request_id, count=6)
     by = {(d["user"], d["channel"]): d for d in found}
     assert by[("quiet", "discord")]["status"] == "skipped"
     assert by[("quiet", "chat")]["status"] == "skipped"
