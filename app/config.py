@@ -63,6 +63,20 @@ class Settings(BaseSettings):
     # When the periodic purge runs (cron, UTC); empty: never (run `herald purge` yourself).
     retention_schedule: str = "17 * * * *"
 
+    # Channels (app/delivery): provider secrets, outbound safety, retries, vendor base URLs.
+    secret_key: SecretStr | None = None
+    allow_private_targets: bool = False
+    delivery_retry_delays: Annotated[list[float], NoDecode] = [2, 10, 60, 300, 1800, 7200, 21600]
+    delivery_max_attempts: int = Field(default=8, ge=1, le=100)
+    delivery_max_age: float = Field(default=86_400, gt=0)
+    delivery_failover_after: int = Field(default=2, ge=1)
+    delivery_concurrency: int = Field(default=16, ge=1, le=1000)
+    delivery_http_timeout: float = Field(default=15, gt=0)
+    delivery_smtp_timeout: float = Field(default=30, gt=0)
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    mailgun_base_url: str | None = None
+    postmark_base_url: str = "https://api.postmarkapp.com"
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -90,6 +104,34 @@ class Settings(BaseSettings):
     def _not_negative(cls, value: timedelta) -> timedelta:
         if value < timedelta(0):
             raise ValueError("must not be negative")
+        return value
+
+    @field_validator("delivery_retry_delays", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [d.strip() for d in value.split(",") if d.strip()]
+        return value
+
+    @field_validator("delivery_retry_delays")
+    @classmethod
+    def _some_delays(cls, value: list[float]) -> list[float]:
+        if not value or any(d < 0 for d in value):
+            raise ValueError("must be comma-separated seconds, e.g. 2,10,60")
+        return value
+
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _empty_secret_key(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError(
+                f"must be at least 32 characters (it has {len(value.get_secret_value())})"
+            )
         return value
 
     @field_validator("database_url")

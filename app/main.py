@@ -15,6 +15,7 @@ from app.categories.router import router as categories_router
 from app.config import Settings, get_settings
 from app.console import router as console
 from app.db import make_engine, make_sessionmaker
+from app.delivery.router import router as admin_delivery_router
 from app.devices.router import router as devices_router
 from app.edge import Edge
 from app.errors import answers, error_response, install_error_handlers
@@ -82,7 +83,12 @@ def create_app(
         await realtime.start(app.state.sessionmaker, url)
         # The one-command start needs nothing else: a worker runs in-process by default.
         worker = (
-            Worker(dsn, app.state.sessionmaker, retention=RetentionPolicy.of(settings))
+            Worker(
+                dsn,
+                app.state.sessionmaker,
+                settings=settings,
+                retention=RetentionPolicy.of(settings),
+            )
             if settings.worker
             else None
         )
@@ -142,6 +148,7 @@ def create_app(
     app.include_router(workflows_router, prefix="/v4")
     app.include_router(admin_apps_router)
     app.include_router(admin_requests_router)
+    app.include_router(admin_delivery_router)
     app.include_router(_health())
     console.install(app)
     if settings.metrics:

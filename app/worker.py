@@ -1,16 +1,24 @@
-"""Queue workers: PgQueuer consumers that wait on LISTEN, not on a polling loop."""
+"""Queue workers: PgQueuer consumers that wait on LISTEN, not on a polling loop.
+
+Two lanes, each its own PgQueuer consumer on its own connection: the send pipeline's fan-out
+(with the periodic retention purge), and deliveries to providers. A slow or paused provider
+fills only the delivery lane's slots, so it never holds up inbox rows."""
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
 import asyncpg
 from pgqueuer import PgQueuer, QueueManager
+from pgqueuer.core.sm import SchedulerManager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config import Settings, get_settings
+from app.delivery import tasks as delivery_tasks
+from app.delivery.engine import Engine
 from app.retention import tasks as retention_tasks
 from app.retention.service import Policy
 from app.sends import tasks as send_tasks
@@ -29,22 +37,61 @@ class Worker:
         *,
         concurrency: int = 4,
         heartbeat: timedelta = timedelta(seconds=10),
+        settings: Settings | None = None,
         retention: Policy | None = None,
     ):
         self.dsn = dsn
         self.sessionmaker = sessionmaker
         self.concurrency = concurrency
+        self.settings = settings or get_settings()
         # A job whose worker stopped heart-beating this long ago is picked again: this is
         # what recovers the work of a worker killed with SIGKILL.
         self.heartbeat = heartbeat
         self.retention = retention
         self._stopping = asyncio.Event()
-        self._qm: QueueManager | None = None
+        self._qms: list[QueueManager] = []
 
     async def run(self) -> None:
+        engine = Engine(self.sessionmaker, self.settings)
+        lanes = self.settings.delivery_concurrency
+        try:
+            await asyncio.gather(
+                self._lane(
+                    "sends",
+                    lambda qm: send_tasks.register(qm, self.sessionmaker),
+                    batch=self.concurrency,
+                    slots=self.concurrency * 2,
+                    schedule=self._schedule,
+                ),
+                self._lane(
+                    "deliveries",
+                    lambda qm: delivery_tasks.register(qm, engine),
+                    batch=max(1, lanes // 2),
+                    slots=lanes,
+                ),
+            )
+        finally:
+            await engine.aclose()
+
+    def _schedule(self, sm: SchedulerManager) -> bool:
+        """Register the periodic jobs; True when there is any."""
+        if self.retention is None:
+            return False
+        return retention_tasks.schedule(sm, self.sessionmaker, self.retention)
+
+    async def _lane(
+        self,
+        name: str,
+        register: Callable[[QueueManager], None],
+        *,
+        batch: int,
+        slots: int,
+        schedule: Callable[[SchedulerManager], bool] | None = None,
+    ) -> None:
         backoff = 0.5
         while not self._stopping.is_set():
             conn: asyncpg.Connection | None = None
+            qm: QueueManager | None = None
             try:
                 # A stop while connecting (say, the port was taken and uvicorn gives up)
                 # must not wait for the connection to be made or to time out.
@@ -58,31 +105,30 @@ class Worker:
                 # The queue manager and the scheduler share the connection and the stop.
                 pgq = PgQueuer.from_asyncpg_connection(conn)
                 qm = pgq.qm
-                send_tasks.register(qm, self.sessionmaker)
-                scheduled = self.retention is not None and retention_tasks.schedule(
-                    pgq.sm, self.sessionmaker, self.retention
-                )
-                self._qm = qm
+                register(qm)
+                scheduled = schedule is not None and schedule(pgq.sm)
+                self._qms.append(qm)
                 if self._stopping.is_set():
                     break
                 backoff = 0.5
-                log.info("worker: consuming the queue")
+                log.info("worker: consuming the %s queue", name)
                 # Without a schedule the scheduler would only poll: run the queue alone.
                 await (pgq if scheduled else qm).run(
                     # An idle worker wakes this often even without a NOTIFY: it is how it
                     # notices a job whose heartbeat went stale, so a killed worker's job is
                     # taken over within two heartbeats instead of heartbeat + 30 s.
                     dequeue_timeout=self.heartbeat,
-                    batch_size=self.concurrency,
-                    max_concurrent_tasks=self.concurrency * 2,
+                    batch_size=batch,
+                    max_concurrent_tasks=slots,
                     heartbeat_timeout=self.heartbeat,
                 )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("worker: queue connection lost (%s); reconnecting", exc)
+                log.warning("worker: %s queue connection lost (%s); reconnecting", name, exc)
             finally:
-                self._qm = None
+                if qm is not None and qm in self._qms:
+                    self._qms.remove(qm)
                 if conn is not None and not conn.is_closed():
                     await conn.close()
             with contextlib.suppress(TimeoutError):
@@ -112,5 +158,5 @@ class Worker:
     def stop(self) -> None:
         """Finish jobs in flight, then return from `run`."""
         self._stopping.set()
-        if self._qm is not None:
-            self._qm.shutdown.set()
+        for qm in list(self._qms):
+            qm.shutdown.set()

@@ -103,9 +103,11 @@ def herald(
     admin_token: str | None = None,
     extra_env: dict[str, str] | None = None,
     args: Sequence[str] = (),
+    cwd: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Run `python -m app.cli serve [args]` on a free 127.0.0.1 port; yield its base URL and
-    process once `/ready` answers. The benchmarks and the tests' live servers both use this."""
+    process once `/ready` answers. The benchmarks and the tests' live servers both use this.
+    `cwd` runs another checkout's `app` (its directory comes first on the module path)."""
     workdir = Path(tempfile.mkdtemp(prefix="herald-"))
     port = free_port()
     env = {
@@ -124,7 +126,7 @@ def herald(
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
-            cwd=ROOT,
+            cwd=cwd or ROOT,
         )
     base = f"http://127.0.0.1:{port}"
     try:

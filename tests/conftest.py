@@ -17,6 +17,7 @@ from tests.factories import Creds, make_app
 from tests.live import running_server
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
+TEST_SECRET_KEY = "test-secret-key-" + secrets.token_hex(16)
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +49,7 @@ def settings(database_url: str) -> Settings:
         admin_token=ADMIN_TOKEN,
         data_dir=db.scratch_dir(),
         cors_origins=["*"],
+        secret_key=TEST_SECRET_KEY,
     )
 
 

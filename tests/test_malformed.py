@@ -193,6 +193,19 @@ TEMPLATES: dict[tuple[str, str], Template] = {
     ("POST", "/admin/apps/{app_id}/signing-keys"): _t(
         lambda w: {"publicKey": PUBLIC_KEY}, (("publicKey",),)
     ),
+    ("POST", "/admin/apps/{app_id}/channels/{channel}/providers"): _t(
+        lambda w: {
+            "provider": "default_webhook",
+            "name": "Hook",
+            "config": {"SIGNING_KEY": "k", "WEBHOOK_URL": "https://hooks.test/x"},
+            "priority": 2,
+        },
+        (("provider",), ("name",), ("config", "WEBHOOK_URL")),
+    ),
+    ("PATCH", "/admin/apps/{app_id}/providers/{provider_id}"): _t(
+        lambda w: {"name": "Renamed", "config": {"SIGNING_KEY": "k2"}, "rateLimit": 5},
+        (("name",), ("config", "SIGNING_KEY")),
+    ),
 }
 
 
@@ -200,7 +213,7 @@ TEMPLATES: dict[tuple[str, str], Template] = {
 
 
 @pytest.fixture
-async def world(client: httpx.AsyncClient, creds: Creds) -> World:
+async def world(client: httpx.AsyncClient, creds: Creds, admin: dict[str, str]) -> World:
     """An app where every path parameter names something that exists."""
     h = creds.backend()
 
@@ -227,9 +240,17 @@ async def world(client: httpx.AsyncClient, creds: Creds) -> World:
         headers=creds.user("alice"),
     )
     assert r.status_code == 200, r.text
+    provider = await client.post(
+        f"/admin/apps/{creds.id}/channels/webhook/providers",
+        json={"provider": "default_webhook", "config": {"SIGNING_KEY": "k"}},
+        headers=admin,
+    )
+    assert provider.status_code == 201, provider.text
     return World(
         creds,
         {
+            "channel": "webhook",
+            "provider_id": str(provider.json()["id"]),
             "notification_id": str(page["data"][0]["id"]),
             "category_id": str(category["id"]),
             "topic_id": str(topic["id"]),

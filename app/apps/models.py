@@ -23,6 +23,8 @@ class App(Base):
     signing_public_key: Mapped[str | None] = mapped_column(Text)
     vapid_public_key: Mapped[str] = mapped_column(Text)
     vapid_private_key: Mapped[str] = mapped_column(Text)
+    # Address keys of profiles (email, webhookUrl, chat URLs…) writable only with the secret.
+    addresses_from_backend_only: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     channels: Mapped[list[Any]] = mapped_column(
         JSONB, server_default=text("""'["inApp"]'::jsonb""")
     )

@@ -35,7 +35,8 @@ async def get_app(session: SessionDep, app_id: DbId) -> AppRead:
 # 409: secure mode before a signing key is registered.
 @router.patch("/{app_id}", response_model=AppRead, responses=answers(409))
 async def update_app(session: SessionDep, app_id: DbId, body: AppUpdate) -> AppRead:
-    """Rename an app, switch secure mode or HMAC, or set the channels the SDKs show."""
+    """Rename an app, switch secure mode or HMAC, set its channels, or make profile address
+    keys (`addressesFromBackendOnly`) writable only with the API secret."""
     app = await service.get(session, app_id)
     await service.update(
         session,
@@ -44,6 +45,7 @@ async def update_app(session: SessionDep, app_id: DbId, body: AppUpdate) -> AppR
         secure_mode=body.secureMode,
         hmac_enabled=body.hmacEnabled,
         channels=list(body.channels) if body.channels is not None else None,
+        addresses_from_backend_only=body.addressesFromBackendOnly,
     )
     return AppRead.of(app)
 

@@ -25,6 +25,7 @@ class AppUpdate(BaseModel):
     secureMode: bool | None = None
     hmacEnabled: bool | None = None
     channels: list[Channel] | None = None
+    addressesFromBackendOnly: bool | None = None
 
 
 class AppRead(BaseModel):
@@ -36,6 +37,7 @@ class AppRead(BaseModel):
     hmacEnabled: bool
     hasSigningKey: bool
     channels: list[str]
+    addressesFromBackendOnly: bool
     vapidPublicKey: str
     createdAt: str | None
     # Until then the secret before the last rotation is accepted too.
@@ -52,6 +54,7 @@ class AppRead(BaseModel):
             hmacEnabled=app.hmac_enabled,
             hasSigningKey=app.signing_public_key is not None,
             channels=list(app.channels),
+            addressesFromBackendOnly=app.addresses_from_backend_only,
             vapidPublicKey=app.vapid_public_key,
             createdAt=iso(app.created_at),
             previousSecretExpiresAt=iso(app.previous_secret_expires_at)

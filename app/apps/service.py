@@ -22,6 +22,7 @@ async def create(session: AsyncSession, *, name: str) -> App:
         secure_mode=False,
         hmac_enabled=False,
         channels=["inApp"],
+        addresses_from_backend_only=False,
     )
     session.add(app)
     await session.flush()
@@ -44,6 +45,7 @@ async def update(
     secure_mode: bool | None = None,
     hmac_enabled: bool | None = None,
     channels: list[str] | None = None,
+    addresses_from_backend_only: bool | None = None,
 ) -> App:
     if name is not None:
         app.name = name
@@ -55,6 +57,8 @@ async def update(
         app.hmac_enabled = hmac_enabled
     if channels is not None:
         app.channels = list(dict.fromkeys(channels))
+    if addresses_from_backend_only is not None:
+        app.addresses_from_backend_only = addresses_from_backend_only
     app.updated_at = utcnow()
     await session.flush()
     return app

@@ -41,3 +41,24 @@ async def enqueue(
             [json.dumps({})],
         ),
     )
+
+
+async def enqueue_many(
+    session: AsyncSession, entrypoint: str, payloads: list[dict[str, Any]], *, priority: int = 0
+) -> None:
+    """Insert one job per payload, due now, in one statement through the session's transaction."""
+    if not payloads:
+        return
+    conn = await session.connection()
+    n = len(payloads)
+    await conn.exec_driver_sql(
+        _ENQUEUE,
+        (
+            [priority] * n,
+            [entrypoint] * n,
+            [json.dumps(p).encode() for p in payloads],
+            [timedelta(0)] * n,
+            [None] * n,
+            [json.dumps({})] * n,
+        ),
+    )

@@ -4,6 +4,7 @@ from app.auth.dependencies import InboxUser
 from app.categories import repository as categories_repository
 from app.categories.schemas import CategoryRead
 from app.db import SessionDep
+from app.delivery import service as delivery_service
 from app.devices import repository as devices_repository
 from app.errors import BadRequest
 from app.inbox import service as inbox_service
@@ -44,6 +45,9 @@ async def connect(request: Request, session: SessionDep, principal: InboxUser) -
         )
     app = principal.app
     categories = await categories_repository.list_for_app(session, app.id)
+    channels = await delivery_service.enabled_channels(
+        session, app_channels=list(app.channels), app_id=app.id
+    )
     return Connected(
         unreadCount=await inbox_service.unread_count(session, user_id=user.id),
         app=ConnectedApp(
@@ -52,7 +56,7 @@ async def connect(request: Request, session: SessionDep, principal: InboxUser) -
             publicKey=app.vapid_public_key,
             enableWebPush="webPush" in app.channels,
             hideBranding=True,
-            channels=list(app.channels),
+            channels=channels,
             categories=[CategoryRead.of(c) for c in categories],
         ),
     )

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import routing
 from app.apps.models import App
 from app.categories import repository as categories_repository
+from app.delivery import service as delivery_service
+from app.delivery.crypto import Keyring
 from app.errors import BadRequest
 from app.inbox import service as inbox_service
 from app.kit.timefmt import utcnow
@@ -83,13 +85,17 @@ def inbox_content(body: SendRequest, category_id: int | None) -> dict[str, Any]:
     }
 
 
-def channels_of(app_channels: list[str], body: SendRequest) -> tuple[str, ...]:
-    """The channels this send may use: the app's, narrowed by `override.channels`."""
-    return routing.send_channels(app_channels, body.override.channels if body.override else None)
+async def channels_of(session: AsyncSession, app: App, body: SendRequest) -> tuple[str, ...]:
+    """The channels this send may use: the app's that can deliver, narrowed by
+    `override.channels`."""
+    enabled = await delivery_service.enabled_channels(
+        session, app_channels=list(app.channels), app_id=app.id
+    )
+    return routing.send_channels(enabled, body.override.channels if body.override else None)
 
 
 async def accept(
-    session: AsyncSession, *, app: App, body: SendRequest, limits: Limits
+    session: AsyncSession, *, app: App, body: SendRequest, limits: Limits, keyring: Keyring
 ) -> uuid.UUID:
     """Store the request; write small immediate audiences now and queue everything else."""
     app_id = app.id
@@ -110,7 +116,7 @@ async def accept(
 
     now = utcnow()
     scheduled = body.sendAt is not None and body.sendAt > now
-    channels = channels_of(app.channels, body)
+    channels = await channels_of(session, app, body)
     # Small explicit audiences are written now, so a send followed by a list sees them.
     write_now = bool(channels) and not scheduled and len(user_ids) <= limits.inline_recipients
     deferred_users = [] if write_now else list(user_ids.values())
@@ -120,7 +126,10 @@ async def accept(
     request = NotificationRequest(
         id=uuid.uuid4(),
         app_id=app_id,
-        payload=body.model_dump(mode="json", exclude_unset=True),
+        # Provider overrides may carry API keys and passwords: stored sealed.
+        payload=delivery_service.seal_send(
+            keyring, body.model_dump(mode="json", exclude_unset=True)
+        ),
         recipient_count=len(user_ids),
         status=_status(scheduled=scheduled and needs_worker, queued=needs_worker),
         send_at=body.sendAt if scheduled else None,
@@ -156,8 +165,9 @@ async def deliver(
     *,
     created_at: datetime,
 ) -> int:
-    """Hand each routed channel its users, in the caller's transaction; return inbox rows."""
-    return await inbox_service.deliver(
+    """Hand each routed channel its users, in the caller's transaction: inbox rows, and a
+    delivery with its job for every other channel. Returns the inbox rows written."""
+    written = await inbox_service.deliver(
         session,
         app_id=request.app_id,
         request_id=request.id,
@@ -165,6 +175,23 @@ async def deliver(
         content=inbox_content(body, request.category_id),
         created_at=created_at,
     )
+    await delivery_service.create(
+        session,
+        app_id=request.app_id,
+        request_id=request.id,
+        pairs=routes.pairs,
+        notification={**inbox_content(body, None), "category": _category(body)},
+        override=body.override.model_dump(mode="json", exclude_unset=True)
+        if body.override
+        else None,
+        data={**(body.data or {}), **(body.notification.data or {})},
+        created_at=created_at,
+    )
+    return written
+
+
+def _category(body: SendRequest) -> str | None:
+    return body.notification.category or body.category
 
 
 def _status(*, scheduled: bool, queued: bool) -> SendStatus:

@@ -41,7 +41,7 @@ async def run_batch(session: AsyncSession, request_id: uuid.UUID, *, batch: int)
     cancelled = set(request.cancelled_user_ids)
     routes = await routing.route(
         session,
-        channels=channels_of(list(app.channels) if app else [], body),
+        channels=await channels_of(session, app, body) if app else (),
         category_id=request.category_id,
         reached=[routing.reach_of(u, lists) for u, lists in rows if u not in cancelled],
     )

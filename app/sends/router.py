@@ -5,6 +5,7 @@ from fastapi import APIRouter, Header, Request, status
 from app.auth.dependencies import BackendApp
 from app.config import SettingsDep
 from app.db import SessionDep
+from app.delivery import crypto
 from app.errors import answers
 from app.kit.access import SEND_REQUEST_ID
 from app.sends import accept, idempotency
@@ -48,7 +49,9 @@ async def send_notification(
     limits = accept.Limits(
         max_recipients=settings.max_recipients, inline_recipients=settings.inline_recipients
     )
-    request_id = await accept.accept(session, app=principal.app, body=body, limits=limits)
+    request_id = await accept.accept(
+        session, app=principal.app, body=body, limits=limits, keyring=crypto.keyring(settings)
+    )
     if idempotency_key is not None:
         await idempotency.remember(
             session, app_id=app_id, key=idempotency_key, request_id=request_id

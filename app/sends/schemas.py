@@ -116,6 +116,8 @@ class RequestStatus(BaseModel):
     recipients: int
     topics: list[int]
     delivered: int
+    # Deliveries beyond the inbox: channel -> status -> count, e.g. {"email": {"sent": 2}}.
+    deliveries: dict[str, dict[str, int]] = Field(default_factory=dict)
     attempts: int
     error: str | None
     cancellationKey: str | None

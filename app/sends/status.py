@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.delivery import repository as delivery_repository
 from app.inbox import repository as inbox_repository
 from app.kit.timefmt import iso
 from app.sends import repository
@@ -15,8 +16,11 @@ from app.sends.schemas import RequestStatus
 async def describe(
     session: AsyncSession, requests: Sequence[NotificationRequest]
 ) -> list[RequestStatus]:
-    """Describe requests with their delivered counts, in one query for all of them."""
-    delivered = await inbox_repository.counts_by_request(session, [r.id for r in requests])
+    """Describe requests with their inbox counts and their other channels' deliveries by
+    channel and status, in two queries for all of them."""
+    ids = [r.id for r in requests]
+    delivered = await inbox_repository.counts_by_request(session, ids)
+    channels = await delivery_repository.counts_by_request(session, ids)
     return [
         RequestStatus(
             requestId=str(r.id),
@@ -27,6 +31,7 @@ async def describe(
             recipients=r.recipient_count,
             topics=list(r.topic_ids),
             delivered=delivered.get(r.id, 0),
+            deliveries=channels.get(r.id, {}),
             attempts=r.attempts,
             error=r.error,
             cancellationKey=r.cancellation_key,

@@ -61,3 +61,22 @@ def apply_patch(profile: dict[str, Any], operations: list[Any]) -> dict[str, Any
     if not isinstance(result, dict):
         raise BadRequest("invalid JSON Patch: the profile must stay a JSON object")
     return result
+
+
+# Profile keys that say where a user's messages go (app/delivery/addresses.py reads them).
+# With the app's `addressesFromBackendOnly`, only the API secret may change them.
+ADDRESS_KEYS = (
+    "email",
+    "phoneNumber",
+    "webhookUrl",
+    "slack",
+    "discord",
+    "msTeams",
+    "slackWebhookUrl",
+    "discordWebhookUrl",
+    "msTeamsWebhookUrl",
+)
+
+
+def addresses_changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return [k for k in ADDRESS_KEYS if before.get(k) != after.get(k)]

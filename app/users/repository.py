@@ -111,3 +111,13 @@ async def locked(session: AsyncSession, app_id: int, identifier: str) -> User | 
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+
+
+async def profiles(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, tuple[str, Any]]:
+    """user id -> (identifier, profile) for the given users."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(
+        select(User.id, User.identifier, User.profile).where(User.id.in_(list(user_ids)))
+    )
+    return {user_id: (identifier, profile) for user_id, identifier, profile in rows}

@@ -3,6 +3,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, status
 
 from app.auth.dependencies import BackendApp, InboxUser
+from app.auth.principal import UserPrincipal, Via
 from app.db import SessionDep
 from app.errors import NotFound, answers
 from app.users import repository, service
@@ -62,13 +63,22 @@ async def get_profile(session: SessionDep, principal: InboxUser) -> dict[str, An
     )
 
 
+def _addresses_locked(principal: UserPrincipal) -> bool:
+    """With `addressesFromBackendOnly`, only the API secret may change where messages go."""
+    return principal.app.addresses_from_backend_only and principal.via is not Via.SECRET
+
+
 @router.put("/profile", responses=NO_IDENTIFIER)
 async def put_profile(
     session: SessionDep, principal: InboxUser, body: ProfileBody = None
 ) -> dict[str, Any]:
     """Merge key/value pairs into the current user's profile (`fcm.token` appends)."""
     user = await service.merge_profile(
-        session, app_id=principal.app.id, identifier=principal.user_identifier, changes=body or {}
+        session,
+        app_id=principal.app.id,
+        identifier=principal.user_identifier,
+        changes=body or {},
+        addresses_locked=_addresses_locked(principal),
     )
     return user.profile
 
@@ -85,10 +95,18 @@ async def patch_profile(
     """Apply an RFC 6902 JSON Patch array, or merge a plain object, into the profile."""
     if isinstance(body, list):
         user = await service.patch_profile(
-            session, app_id=principal.app.id, identifier=principal.user_identifier, operations=body
+            session,
+            app_id=principal.app.id,
+            identifier=principal.user_identifier,
+            operations=body,
+            addresses_locked=_addresses_locked(principal),
         )
     else:
         user = await service.merge_profile(
-            session, app_id=principal.app.id, identifier=principal.user_identifier, changes=body
+            session,
+            app_id=principal.app.id,
+            identifier=principal.user_identifier,
+            changes=body,
+            addresses_locked=_addresses_locked(principal),
         )
     return user.profile

@@ -173,16 +173,30 @@ async def test_connect_lists_only_this_apps_categories(
     assert response.json()["app"]["categories"] == created
 
 
-async def test_connect_reflects_the_apps_channels(
-    client: httpx.AsyncClient, session: AsyncSession, creds: Creds
+async def test_connect_reports_the_channels_that_can_deliver(
+    client: httpx.AsyncClient, session: AsyncSession, creds: Creds, admin: dict[str, str]
 ) -> None:
     app = await session.get(App, creds.id)
     assert app is not None
-    app.channels = ["inApp", "webPush", "email"]
+    app.channels = ["inApp", "webPush", "email", "slack"]
     await session.flush()
+    # A channel is used when it is in the app's channels and has an enabled provider.
     response = await client.post("/v3/sdk/connect", headers=creds.user("alice"))
-    assert response.json()["app"]["channels"] == ["inApp", "webPush", "email"]
+    assert response.json()["app"]["channels"] == ["inApp"]
     assert response.json()["app"]["enableWebPush"] is True
+    created = await client.post(
+        f"/admin/apps/{creds.id}/channels/email/providers",
+        json={"provider": "smtp_email", "config": {"SMTP_HOST": "mx.test", "FROM_EMAIL": "a@b.co"}},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    await client.post(
+        f"/admin/apps/{creds.id}/channels/slack/providers",
+        json={"provider": "slack", "enabled": False},
+        headers=admin,
+    )
+    response = await client.post("/v3/sdk/connect", headers=creds.user("alice"))
+    assert response.json()["app"]["channels"] == ["inApp", "email"]
 
 
 async def test_connect_as_a_backend_naming_the_user(

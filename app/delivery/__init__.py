@@ -1,0 +1,1 @@
+"""Deliveries beyond the inbox: providers per app, per-recipient deliveries, retries, the log."""

@@ -1,0 +1,179 @@
+"""The providers Herald speaks, with Engagespot's ids and config keys.
+
+Config values arrive as strings or numbers (`"587"` or `587`); each key has a kind that
+normalises it. Secret keys are sealed at rest and masked in every answer."""
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from app.errors import BadRequest
+
+Kind = Literal["text", "int", "bool", "url"]
+EMAIL, WEBHOOK, SLACK, DISCORD, TEAMS = "email", "webhook", "slack", "discord", "chat"
+MASK = "********"
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    kind: Kind = "text"
+    secret: bool = False
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Spec:
+    provider: str
+    channel: str
+    keys: tuple[Key, ...]
+    # The config key holding a destination URL for the whole app (chat, webhook).
+    url_key: str | None = None
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def key(self, name: str) -> Key | None:
+        name = self.aliases.get(name, name)
+        return next((k for k in self.keys if k.name == name), None)
+
+    @property
+    def secret_names(self) -> frozenset[str]:
+        return frozenset(k.name for k in self.keys if k.secret)
+
+
+_URL = Key("WEBHOOK_URL", "url", secret=True)
+
+SPECS: dict[str, Spec] = {
+    s.provider: s
+    for s in (
+        Spec(
+            "smtp_email",
+            EMAIL,
+            (
+                Key("SMTP_HOST", required=True),
+                Key("SMTP_PORT", "int"),
+                Key("SMTP_USERNAME"),
+                Key("SMTP_PASSWORD", secret=True),
+                Key("SECURE", "bool"),
+                Key("REQUIRE_TLS", "bool"),
+                # Herald's addition: AUTH over a connection without TLS only when this is true.
+                Key("ALLOW_PLAINTEXT_AUTH", "bool"),
+                Key("FROM_NAME"),
+                Key("FROM_EMAIL", required=True),
+            ),
+        ),
+        Spec(
+            "sendgrid_email",
+            EMAIL,
+            (
+                Key("API_KEY", secret=True, required=True),
+                Key("FROM_NAME"),
+                Key("FROM_EMAIL", required=True),
+            ),
+        ),
+        Spec(
+            "mailgun",
+            EMAIL,
+            (
+                Key("apiKey", secret=True, required=True),
+                Key("domain", required=True),
+                Key("region"),
+                Key("fromEmail", required=True),
+                Key("fromName"),
+            ),
+        ),
+        Spec(
+            "postmark_email",
+            EMAIL,
+            (
+                Key("SERVER_API_TOKEN", secret=True, required=True),
+                Key("FROM_EMAIL", required=True),
+                Key("FROM_NAME"),
+            ),
+        ),
+        Spec(
+            "default_webhook",
+            WEBHOOK,
+            (Key("SIGNING_KEY", secret=True), _URL),
+            url_key="WEBHOOK_URL",
+            aliases={"signingKey": "SIGNING_KEY", "webhookUrl": "WEBHOOK_URL"},
+        ),
+        Spec("slack", SLACK, (_URL,), url_key="WEBHOOK_URL", aliases={"webhookUrl": "WEBHOOK_URL"}),
+        Spec(
+            "discord",
+            DISCORD,
+            (_URL, Key("USERNAME"), Key("AVATAR_URL", "url")),
+            url_key="WEBHOOK_URL",
+            aliases={"webhookUrl": "WEBHOOK_URL"},
+        ),
+        Spec(
+            "ms_teams", TEAMS, (_URL,), url_key="WEBHOOK_URL", aliases={"webhookUrl": "WEBHOOK_URL"}
+        ),
+    )
+}
+
+CHANNELS_WITH_PROVIDERS = frozenset(s.channel for s in SPECS.values())
+
+
+def spec_for(channel: str, provider: str) -> Spec:
+    spec = SPECS.get(provider)
+    if spec is None:
+        known = ", ".join(sorted(p for p, s in SPECS.items() if s.channel == channel))
+        raise BadRequest(f"unknown provider {provider!r} (for {channel}: {known or 'none'})")
+    if spec.channel != channel:
+        raise BadRequest(f"provider {provider} serves the {spec.channel} channel, not {channel}")
+    return spec
+
+
+def _value(key: Key, raw: object) -> str | int | bool:
+    where = f"config.{key.name}"
+    if isinstance(raw, bool):
+        if key.kind == "bool":
+            return raw
+        raise BadRequest(f"{where} must be a string or a number")
+    if not isinstance(raw, str | int | float):
+        raise BadRequest(f"{where} must be a string or a number")
+    text = str(raw).strip()
+    if len(text) > 4096:
+        raise BadRequest(f"{where} must be at most 4096 characters")
+    if key.kind == "int":
+        try:
+            number = int(float(text)) if text else 0
+        except ValueError:
+            raise BadRequest(f"{where} must be a whole number") from None
+        if not 0 < number < 65536:
+            raise BadRequest(f"{where} must be between 1 and 65535")
+        return number
+    if key.kind == "bool":
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off", ""):
+            return False
+        raise BadRequest(f"{where} must be true or false")
+    if key.kind == "url" and text and not text.startswith(("https://", "http://")):
+        raise BadRequest(f"{where} must be an http(s) URL")
+    return text
+
+
+def normalise(spec: Spec, config: dict[str, Any]) -> dict[str, str | int | bool]:
+    """Validate and normalise config keys; unknown keys are refused (typos fail loudly)."""
+    out: dict[str, str | int | bool] = {}
+    for name, raw in config.items():
+        key = spec.key(name)
+        if key is None:
+            allowed = ", ".join(k.name for k in spec.keys)
+            raise BadRequest(f"config.{name} is not a {spec.provider} key (known: {allowed})")
+        if raw is None:
+            continue
+        out[key.name] = _value(key, raw)
+    return out
+
+
+def missing(spec: Spec, config: dict[str, Any]) -> list[str]:
+    return [k.name for k in spec.keys if k.required and config.get(k.name) in (None, "")]
+
+
+def masked(spec: Spec, config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (MASK if k in spec.secret_names and v not in (None, "") else v)
+        for k, v in config.items()
+    }

@@ -1,0 +1,44 @@
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from app.config import Settings
+from app.delivery.http import Client
+from app.delivery.outcome import Outcome
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Everything one attempt needs, loaded before the send: no database during it."""
+
+    delivery_id: int
+    request_id: str
+    message_id: str
+    recipient: str
+    channel: str
+    target: str | None
+    provider: str
+    config: dict[str, Any]
+    override: dict[str, Any]
+    content: dict[str, Any]
+    created_at: datetime
+    settings: Settings
+    http: Client
+    # Called right before the point after which the message may have been handed over.
+    mark_data: Callable[[], Awaitable[None]]
+
+
+class Sender(Protocol):
+    async def __call__(self, attempt: Attempt) -> Outcome: ...
+
+
+def provider_config(config: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Stored config under the send's `_config` (and, for SMTP, flat config keys)."""
+    extra = override.get("_config")
+    return {**config, **(extra if isinstance(extra, dict) else {})}
+
+
+def passthrough(override: dict[str, Any]) -> dict[str, Any]:
+    """The part of a provider override that goes into what the provider sends."""
+    return {k: v for k, v in override.items() if k != "_config"}

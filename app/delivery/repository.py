@@ -1,0 +1,217 @@
+"""SQL for providers and deliveries; every lookup an admin can reach is scoped to one app."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.delivery.models import Delivery, DeliveryMessage, DeliveryStatus, Provider
+
+# -- providers -----------------------------------------------------------------------------
+
+
+async def add_provider(session: AsyncSession, provider: Provider) -> Provider:
+    session.add(provider)
+    await session.flush()
+    await session.refresh(provider)
+    return provider
+
+
+async def provider_of_app(session: AsyncSession, app_id: int, provider_id: int) -> Provider | None:
+    return await session.scalar(
+        select(Provider).where(Provider.app_id == app_id, Provider.id == provider_id)
+    )
+
+
+async def providers_of_channel(
+    session: AsyncSession, app_id: int, channel: str, *, enabled_only: bool = False
+) -> list[Provider]:
+    query = select(Provider).where(Provider.app_id == app_id, Provider.channel == channel)
+    if enabled_only:
+        query = query.where(Provider.enabled.is_(True))
+    return list(await session.scalars(query.order_by(Provider.priority, Provider.id)))
+
+
+async def enabled_providers(session: AsyncSession, app_id: int) -> list[Provider]:
+    return list(
+        await session.scalars(
+            select(Provider)
+            .where(Provider.app_id == app_id, Provider.enabled.is_(True))
+            .order_by(Provider.priority, Provider.id)
+        )
+    )
+
+
+async def enabled_channels(session: AsyncSession, app_id: int) -> set[str]:
+    rows = await session.scalars(
+        select(Provider.channel)
+        .where(Provider.app_id == app_id, Provider.enabled.is_(True))
+        .distinct()
+    )
+    return set(rows)
+
+
+async def delete_provider(session: AsyncSession, provider: Provider) -> None:
+    await session.delete(provider)
+    await session.flush()
+
+
+async def fresh_provider(session: AsyncSession, provider_id: int) -> Provider | None:
+    return await session.scalar(
+        select(Provider).where(Provider.id == provider_id).execution_options(populate_existing=True)
+    )
+
+
+# A slot on the provider's schedule, shared by every worker: each send takes the next
+# free one and pushes it 1/rate further (GCRA). One short row lock per send.
+_RESERVE = text(
+    """
+    UPDATE providers
+    SET next_slot_at = greatest(coalesce(next_slot_at, now()), now())
+                       + make_interval(secs => 1.0 / rate_limit)
+    WHERE id = :id AND rate_limit IS NOT NULL
+    RETURNING next_slot_at - make_interval(secs => 1.0 / rate_limit)
+    """
+)
+
+
+async def reserve_slot(session: AsyncSession, provider_id: int) -> datetime | None:
+    slot: datetime | None = await session.scalar(_RESERVE, {"id": provider_id})
+    return slot
+
+
+async def pause_provider(session: AsyncSession, provider_id: int, until: datetime) -> None:
+    await session.execute(
+        update(Provider)
+        .where(Provider.id == provider_id)
+        .values(paused_until=func.greatest(func.coalesce(Provider.paused_until, until), until))
+    )
+
+
+# -- messages and deliveries ---------------------------------------------------------------
+
+
+async def message_ref(
+    session: AsyncSession,
+    *,
+    request_id: uuid.UUID,
+    channel: str,
+    content: dict[str, Any],
+    overrides: str | None,
+) -> int:
+    """The id of the send's message on `channel`, stored by the first batch that needs it."""
+    inserted = await session.scalar(
+        insert(DeliveryMessage)
+        .values(request_id=request_id, channel=channel, content=content, overrides=overrides)
+        .on_conflict_do_nothing(index_elements=["request_id", "channel"])
+        .returning(DeliveryMessage.id)
+    )
+    if inserted is not None:
+        return int(inserted)
+    found = await session.scalar(
+        select(DeliveryMessage.id).where(
+            DeliveryMessage.request_id == request_id, DeliveryMessage.channel == channel
+        )
+    )
+    assert found is not None
+    return int(found)
+
+
+async def message(session: AsyncSession, ref: int) -> DeliveryMessage | None:
+    return await session.get(DeliveryMessage, ref)
+
+
+async def insert_deliveries(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> list[tuple[int, DeliveryStatus]]:
+    """Insert deliveries; one already there (a re-run batch) is left alone. Returns the new
+    rows' (id, status)."""
+    if not rows:
+        return []
+    result = await session.execute(
+        insert(Delivery)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=["request_id", "user_id", "channel", "target_key"])
+        .returning(Delivery.id, Delivery.status)
+    )
+    return [(int(i), DeliveryStatus(s)) for i, s in result]
+
+
+async def delivery(
+    session: AsyncSession, delivery_id: int, *, lock: bool = False
+) -> Delivery | None:
+    query = select(Delivery).where(Delivery.id == delivery_id)
+    if lock:
+        query = query.with_for_update()
+    return await session.scalar(query.execution_options(populate_existing=True))
+
+
+async def mark_phase(session: AsyncSession, delivery_id: int, attempts: int, phase: str) -> None:
+    await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.status == DeliveryStatus.SENDING,
+            Delivery.attempts == attempts,
+        )
+        .values(phase=phase)
+    )
+
+
+async def of_request(
+    session: AsyncSession, app_id: int, request_id: uuid.UUID, *, after: int | None, limit: int
+) -> list[Delivery]:
+    rows = await session.scalars(
+        select(Delivery)
+        .where(
+            Delivery.app_id == app_id,
+            Delivery.request_id == request_id,
+            Delivery.id > (after or 0),
+        )
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def page(
+    session: AsyncSession,
+    app_id: int,
+    *,
+    status: DeliveryStatus | None,
+    channel: str | None,
+    user_id: int | None,
+    before: int | None,
+    limit: int,
+) -> list[Delivery]:
+    query = select(Delivery).where(Delivery.app_id == app_id)
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    if channel is not None:
+        query = query.where(Delivery.channel == channel)
+    if user_id is not None:
+        query = query.where(Delivery.user_id == user_id)
+    if before is not None:
+        query = query.where(Delivery.id < before)
+    return list(await session.scalars(query.order_by(Delivery.id.desc()).limit(limit)))
+
+
+async def counts_by_request(
+    session: AsyncSession, request_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, dict[str, int]]]:
+    """request id -> channel -> status -> deliveries."""
+    if not request_ids:
+        return {}
+    rows = await session.execute(
+        select(Delivery.request_id, Delivery.channel, Delivery.status, func.count())
+        .where(Delivery.request_id.in_(list(request_ids)))
+        .group_by(Delivery.request_id, Delivery.channel, Delivery.status)
+    )
+    out: dict[uuid.UUID, dict[str, dict[str, int]]] = {}
+    for request_id, channel, status, n in rows:
+        out.setdefault(request_id, {}).setdefault(channel, {})[str(status)] = int(n)
+    return out

@@ -1,0 +1,237 @@
+"""Rules for providers and for creating deliveries (called from the send pipeline)."""
+
+import json
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.delivery import addresses, catalogue, content, repository
+from app.delivery.crypto import Keyring
+from app.delivery.models import DeliveryStatus, Provider
+from app.delivery.schemas import ProviderCreate, ProviderRead, ProviderUpdate
+from app.errors import BadRequest, NotFound
+from app.kit.timefmt import utcnow
+from app.queue.enqueue import enqueue_many
+from app.users import repository as users_repository
+
+DELIVER = "deliver"
+IN_APP = "inApp"
+SET_SECRETS = "$secrets"
+
+
+def _context(app_id: int) -> str:
+    # Binds sealed config to its app: a row copied into another tenant does not open.
+    return f"provider config of app {app_id}"
+
+
+def config_of(keyring: Keyring, provider: Provider) -> dict[str, Any]:
+    """The provider's whole config, secrets opened."""
+    config = {k: v for k, v in provider.config.items() if k != SET_SECRETS}
+    if provider.secrets:
+        config.update(json.loads(keyring.open(provider.secrets, context=_context(provider.app_id))))
+    return config
+
+
+def _store(
+    keyring: Keyring, provider: Provider, spec: catalogue.Spec, config: dict[str, Any]
+) -> None:
+    clear = {k: v for k, v in config.items() if k not in spec.secret_names}
+    hidden = {k: v for k, v in config.items() if k in spec.secret_names and v not in (None, "")}
+    # Which secrets are set is not secret: kept in clear, so nothing needs the key to know.
+    provider.config = {**clear, SET_SECRETS: sorted(hidden)} if hidden else clear
+    provider.secrets = (
+        keyring.seal(json.dumps(hidden), context=_context(provider.app_id)) if hidden else None
+    )
+
+
+def read(provider: Provider) -> ProviderRead:
+    """The provider as the admin API shows it: secrets masked, never returned."""
+    spec = catalogue.SPECS[provider.provider]
+    shown = {k: v for k, v in provider.config.items() if k != SET_SECRETS}
+    shown.update({k: catalogue.MASK for k in provider.config.get(SET_SECRETS, [])})
+    return ProviderRead.of(provider, catalogue.masked(spec, shown))
+
+
+def has_key(provider: Provider, name: str) -> bool:
+    return name in provider.config or name in provider.config.get(SET_SECRETS, [])
+
+
+async def create_provider(
+    session: AsyncSession, keyring: Keyring, *, app_id: int, channel: str, body: ProviderCreate
+) -> Provider:
+    spec = catalogue.spec_for(channel, body.provider)
+    config = catalogue.normalise(spec, body.config)
+    if gaps := catalogue.missing(spec, config):
+        raise BadRequest([f"config.{k} is required for {spec.provider}" for k in gaps])
+    now = utcnow()
+    provider = Provider(
+        app_id=app_id,
+        channel=channel,
+        provider=spec.provider,
+        name=body.name or spec.provider,
+        priority=body.priority,
+        enabled=body.enabled,
+        rate_limit=body.rateLimit,
+        concurrency=body.concurrency,
+        created_at=now,
+        updated_at=now,
+    )
+    _store(keyring, provider, spec, config)
+    return await repository.add_provider(session, provider)
+
+
+async def get_provider(session: AsyncSession, *, app_id: int, provider_id: int) -> Provider:
+    provider = (
+        await repository.provider_of_app(session, app_id, provider_id)
+        if 0 < provider_id < 2**63
+        else None
+    )
+    if provider is None:
+        raise NotFound("Provider not found")
+    return provider
+
+
+async def update_provider(
+    session: AsyncSession, keyring: Keyring, *, provider: Provider, body: ProviderUpdate
+) -> Provider:
+    spec = catalogue.SPECS[provider.provider]
+    if body.config is not None:
+        merged = config_of(keyring, provider)
+        for name, value in body.config.items():
+            key = spec.key(name)
+            if key is not None and value is None:
+                merged.pop(key.name, None)
+        merged.update(catalogue.normalise(spec, body.config))
+        if gaps := catalogue.missing(spec, merged):
+            raise BadRequest([f"config.{k} is required for {spec.provider}" for k in gaps])
+        _store(keyring, provider, spec, merged)
+    fields = body.model_fields_set
+    if body.name is not None:
+        provider.name = body.name
+    if body.priority is not None:
+        provider.priority = body.priority
+    if body.enabled is not None:
+        provider.enabled = body.enabled
+    if "rateLimit" in fields:
+        provider.rate_limit = body.rateLimit
+        provider.next_slot_at = None
+    if "concurrency" in fields:
+        provider.concurrency = body.concurrency
+    provider.updated_at = utcnow()
+    await session.flush()
+    return provider
+
+
+async def enabled_channels(
+    session: AsyncSession, *, app_channels: Sequence[str], app_id: int
+) -> list[str]:
+    """The app's channels that can deliver: in its `channels` and, but for inApp, served by
+    an enabled provider."""
+    if all(c == IN_APP for c in app_channels):
+        return list(dict.fromkeys(app_channels))  # the inbox needs no provider: no query
+    served = await repository.enabled_channels(session, app_id)
+    return [c for c in dict.fromkeys(app_channels) if c == IN_APP or c in served]
+
+
+def seal_send(keyring: Keyring, payload: dict[str, Any]) -> dict[str, Any]:
+    """Check a send's channel content and seal its provider overrides before it is stored."""
+    override = payload.get("override")
+    notification = payload.get("notification") or {}
+    data = {**(payload.get("data") or {}), **(notification.get("data") or {})}
+    content.check(
+        channel_override=(override or {}).get("channel") if isinstance(override, dict) else None,
+        data=data,
+    )
+    if isinstance(override, dict) and content.provider_overrides(override):
+        payload = {**payload, "override": content.seal_provider_overrides(keyring, override)}
+    return payload
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    app_id: int,
+    request_id: uuid.UUID,
+    pairs: Sequence[tuple[int, str]],
+    notification: dict[str, Any],
+    override: dict[str, Any] | None,
+    data: dict[str, Any] | None,
+    created_at: datetime,
+) -> int:
+    """Write a delivery per routed (user, channel) beyond the inbox and a job for each, in
+    the caller's transaction. A user without an address gets a `skipped` row saying why.
+    A re-run batch writes nothing twice. Returns the deliveries written."""
+    pairs = [(u, c) for u, c in pairs if c != IN_APP]
+    if not pairs:
+        return 0
+    providers = await repository.enabled_providers(session, app_id)
+    by_channel: dict[str, list[Provider]] = {}
+    for p in providers:
+        by_channel.setdefault(p.channel, []).append(p)
+    profiles = await users_repository.profiles(session, list({u for u, _ in pairs}))
+    channel_override = (override or {}).get("channel")
+    channel_override = channel_override if isinstance(channel_override, dict) else None
+    sealed = content.provider_overrides(override)
+    refs: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    for user_id, channel in pairs:
+        if channel not in catalogue.CHANNELS_WITH_PROVIDERS or user_id not in profiles:
+            continue  # webPush, sms, … have no provider kinds in Herald yet
+        if channel not in refs:
+            rendered = content.render(
+                channel, notification, channel_override=channel_override, data=data
+            )
+            refs[channel] = await repository.message_ref(
+                session,
+                request_id=request_id,
+                channel=channel,
+                content=rendered,
+                overrides=json.dumps(sealed) if sealed else None,
+            )
+        identifier, profile = profiles[user_id]
+        candidates = by_channel.get(channel, [])
+        has_url = any(
+            (key := catalogue.SPECS[p.provider].url_key) is not None and has_key(p, key)
+            for p in candidates
+        )
+        where = addresses.address(channel, profile, provider_has_url=has_url)
+        skipped = where.target is None and not where.from_provider
+        rows.append(
+            {
+                "app_id": app_id,
+                "request_id": request_id,
+                "message_ref": refs[channel],
+                "user_id": user_id,
+                "recipient": identifier,
+                "channel": channel,
+                "target": where.target,
+                "target_key": where.target or "",
+                "status": DeliveryStatus.SKIPPED if skipped else DeliveryStatus.QUEUED,
+                "last_error": where.reason if skipped else None,
+                "message_id": _message_id(channel, candidates, channel_override),
+                "next_attempt_at": None if skipped else created_at,
+                "created_at": created_at,
+                "updated_at": created_at,
+            }
+        )
+    written = await repository.insert_deliveries(session, rows)
+    queued = [i for i, s in written if s is DeliveryStatus.QUEUED]
+    await enqueue_many(session, DELIVER, [{"id": i} for i in queued])
+    return len(written)
+
+
+def _message_id(
+    channel: str, providers: Sequence[Provider], channel_override: dict[str, Any] | None
+) -> str:
+    token = uuid.uuid4().hex
+    if channel != catalogue.EMAIL:
+        return f"msg_{token}"
+    sender = ((channel_override or {}).get("email") or {}).get("from")
+    for p in providers:
+        sender = sender or p.config.get("FROM_EMAIL") or p.config.get("fromEmail")
+    domain = str(sender).rsplit("@", 1)[-1] if sender and "@" in str(sender) else "herald.invalid"
+    return f"<{token}.{secrets.token_hex(4)}@{domain}>"

@@ -1,0 +1,462 @@
+"""Benchmark deliveries beyond the inbox: e-mails/s and webhooks/s through the worker against
+local peers, the inbox read p99 while they run against idle, and 1-recipient inbox-only sends
+before and after the channels change, all in one run.
+
+    python -m bench.channels            # 2,000 e-mails, 2,000 webhooks, 3 rounds of 600 sends
+    python -m bench.channels --quick    # a smoke run in a few seconds
+
+Runs on a PostgreSQL server (--database-url, default the local one on 127.0.0.1:5432) in
+fresh databases. Peers run in this process's threads: an aiosmtpd SMTP server (plain SMTP, no
+TLS: the engine's cost, not OpenSSL's) and a uvicorn HTTP receiver answering 200. Herald is
+`python -m app.cli serve` with its in-process worker (HERALD_ALLOW_PRIVATE_TARGETS=true).
+
+"Before" is the base commit (--base, default the parent of the channels work) exported with
+`git archive` into a temp dir and served from there on its own database; "after" is this
+checkout. Their 1-recipient sends alternate round by round. Appends a section to
+bench/RESULTS.md (not for --quick unless --results is given)."""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import secrets
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import uvicorn
+from aiosmtpd.controller import Controller
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bench.seed import progress
+from bench.server import asyncpg_url, drop, herald, plain, recreate
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+BASE = "fa21715"  # the commit before the channels work ("Make room for channels")
+ADMIN = "bench-admin-token-" + secrets.token_hex(8)
+
+
+# -- peers ---------------------------------------------------------------------------------
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        self.count += 1
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.count = 0
+        app = Starlette(routes=[Route("/{p:path}", self._hit, methods=["POST"])])
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off"))
+        self.thread = threading.Thread(
+            target=lambda: asyncio.run(self.server.serve(sockets=[sock])), daemon=True
+        )
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+
+    async def _hit(self, request: Request) -> Response:
+        await request.body()
+        self.count += 1
+        return Response('{"ok":true}')
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+# -- load ----------------------------------------------------------------------------------
+
+
+async def closed_loop(
+    n: int, concurrency: int, call: Callable[[int], Awaitable[None]]
+) -> tuple[float, list[float]]:
+    """Run `call(i)` for i < n, `concurrency` at a time; (elapsed s, latencies in ms)."""
+    latencies: list[float] = []
+    counter = iter(range(n))
+
+    async def lane() -> None:
+        for i in counter:
+            t = time.perf_counter()
+            await call(i)
+            latencies.append((time.perf_counter() - t) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def app_with(client: httpx.AsyncClient, channels: list[str]) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    created = (await client.post("/admin/apps", json={"name": "bench"}, headers=headers)).json()
+    r = await client.patch(
+        f"/admin/apps/{created['id']}", json={"channels": channels}, headers=headers
+    )
+    r.raise_for_status()
+    return dict(created)
+
+
+def backend(app: dict[str, Any]) -> dict[str, str]:
+    return {"X-ENGAGESPOT-API-KEY": app["apiKey"], "X-ENGAGESPOT-API-SECRET": app["apiSecret"]}
+
+
+async def one_recipient_sends(base: str, app: dict[str, Any], n: int, concurrency: int) -> float:
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        headers = backend(app)
+
+        async def call(i: int) -> None:
+            r = await client.post(
+                "/v3/notifications",
+                json={
+                    "notification": {"title": f"t{i}"},
+                    "sendTo": {"recipients": [f"s{i % 200}"]},
+                },
+                headers=headers,
+            )
+            assert r.status_code == 202, r.text
+
+        elapsed, _ = await closed_loop(n, concurrency, call)
+    return n / elapsed
+
+
+async def inbox_reads(
+    base: str, app: dict[str, Any], seconds: float, concurrency: int
+) -> list[float]:
+    headers = {"X-ENGAGESPOT-API-KEY": app["apiKey"], "X-ENGAGESPOT-USER-ID": "reader"}
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+
+        async def lane() -> None:
+            while time.monotonic() < deadline:
+                t = time.perf_counter()
+                r = await client.get("/v3/notifications", headers=headers)
+                assert r.status_code == 200, r.text
+                latencies.append((time.perf_counter() - t) * 1000)
+
+        await asyncio.gather(*(lane() for _ in range(concurrency)))
+    return latencies
+
+
+async def deliver(
+    base: str,
+    dsn: str,
+    app: dict[str, Any],
+    *,
+    channel: str,
+    n: int,
+    per_send: int,
+    done: Callable[[], int],
+) -> float:
+    """Send `n` deliveries on `channel` (sends of `per_send` recipients); seconds until the
+    peer has them all, checked against the delivery rows."""
+    start_count = done()
+    conn = await asyncpg.connect(dsn)
+    query = "SELECT count(*) FROM deliveries WHERE app_id = $1 AND channel = $2 AND status = 'sent'"
+    try:
+        already = int(await conn.fetchval(query, int(app["id"]), channel))
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            started = time.perf_counter()
+            for s in range(n // per_send):
+                recipients = [f"u{s * per_send + i}" for i in range(per_send)]
+                r = await client.post(
+                    "/v3/notifications",
+                    json={
+                        "notification": {"title": "Bench", "message": "Body"},
+                        "sendTo": {"recipients": recipients},
+                        "override": {"channels": [channel]},
+                    },
+                    headers=backend(app),
+                )
+                assert r.status_code == 202, r.text
+            # Done when every row says sent (the peer counts a message a moment earlier).
+            while int(await conn.fetchval(query, int(app["id"]), channel)) - already < n:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            elapsed = time.perf_counter() - started
+    finally:
+        await conn.close()
+    assert done() - start_count >= n, f"the peer got {done() - start_count} of {n}"
+    return elapsed
+
+
+def _entered(
+    manager: contextlib.AbstractContextManager[tuple[str, subprocess.Popen[bytes]]],
+) -> tuple[contextlib.ExitStack, tuple[str, subprocess.Popen[bytes]]]:
+    stack = contextlib.ExitStack()
+    return stack, stack.enter_context(manager)
+
+
+def loadavg() -> list[str]:
+    return Path("/proc/loadavg").read_text().split()[:3]
+
+
+def export_base(commit: str) -> Path:
+    target = Path(tempfile.mkdtemp(prefix="herald-base-"))
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+async def seed_users(dsn: str, app_id: int, n: int, smtp_port: int, hook_url: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO users (app_id, identifier, profile)
+            SELECT $1, 'u' || i, jsonb_build_object('email', 'u' || i || '@bench.test',
+                                                   'webhookUrl', $2::text)
+            FROM generate_series(0, $3 - 1) AS i
+            """,
+            app_id,
+            hook_url,
+            n,
+        )
+    finally:
+        await conn.close()
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    server = asyncpg_url(args.database_url)
+    after_db = await recreate(server, args.database_name)
+    before_db = await recreate(server, args.database_name + "_base")
+    base_dir = export_base(args.base)
+    smtp_port = free_port()
+    counting = Counting()
+    smtp = Controller(counting, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    receiver = Receiver()
+    env = {"HERALD_ALLOW_PRIVATE_TARGETS": "true", "HERALD_SECRET_KEY": secrets.token_urlsafe(40)}
+    out: dict[str, Any] = {"load_start": loadavg()}
+    try:
+        # Both servers start at once: most of a quick run is their migrations and start-up.
+        with ThreadPoolExecutor(2) as pool:
+            starting = [
+                pool.submit(_entered, herald(after_db, admin_token=ADMIN, extra_env=env)),
+                pool.submit(_entered, herald(before_db, admin_token=ADMIN, cwd=base_dir)),
+            ]
+            entered = [f.result() for f in starting]
+        with entered[0][0], entered[1][0]:
+            after, before = entered[0][1][0], entered[1][1][0]
+            async with httpx.AsyncClient(base_url=after, timeout=60) as client:
+                channel_app = await app_with(client, ["inApp", "email", "webhook"])
+                headers = {"Authorization": f"Bearer {ADMIN}"}
+                for channel, body in (
+                    (
+                        "email",
+                        {
+                            "provider": "smtp_email",
+                            "config": {
+                                "SMTP_HOST": "127.0.0.1",
+                                "SMTP_PORT": smtp_port,
+                                "FROM_EMAIL": "b@bench.test",
+                            },
+                        },
+                    ),
+                    (
+                        "webhook",
+                        {"provider": "default_webhook", "config": {"SIGNING_KEY": "bench-key"}},
+                    ),
+                ):
+                    r = await client.post(
+                        f"/admin/apps/{channel_app['id']}/channels/{channel}/providers",
+                        json=body,
+                        headers=headers,
+                    )
+                    r.raise_for_status()
+                inbox_app_after = await app_with(client, ["inApp"])
+                r = await client.post(
+                    "/v3/notifications",
+                    json={"notification": {"title": "seed"}, "sendTo": {"recipients": ["reader"]}},
+                    headers=backend(channel_app),
+                )
+                r.raise_for_status()
+            async with httpx.AsyncClient(base_url=before, timeout=60) as client:
+                inbox_app_before = await app_with(client, ["inApp"])
+            dsn = plain(after_db)
+            await seed_users(
+                dsn,
+                int(channel_app["id"]),
+                args.deliveries,
+                smtp_port,
+                f"http://127.0.0.1:{receiver.port}/hook",
+            )
+
+            progress("1-recipient inbox-only sends, before and after, alternating")
+            rates: dict[str, list[float]] = {"before": [], "after": []}
+            await one_recipient_sends(before, inbox_app_before, 100, args.concurrency)  # warm-up
+            await one_recipient_sends(after, inbox_app_after, 100, args.concurrency)
+            for _ in range(args.rounds):
+                rates["before"].append(
+                    await one_recipient_sends(
+                        before, inbox_app_before, args.sends, args.concurrency
+                    )
+                )
+                rates["after"].append(
+                    await one_recipient_sends(after, inbox_app_after, args.sends, args.concurrency)
+                )
+            out["sends"] = {k: statistics.median(v) for k, v in rates.items() if v}
+            out["send_rounds"] = rates
+
+            progress("inbox reads, idle")
+            idle = await inbox_reads(after, channel_app, args.read_seconds, 4)
+            progress("e-mails through the worker, with inbox reads")
+            reads_task = asyncio.create_task(inbox_reads(after, channel_app, args.read_seconds, 4))
+            email_s = await deliver(
+                after,
+                dsn,
+                channel_app,
+                channel="email",
+                n=args.deliveries,
+                per_send=min(100, args.deliveries),
+                done=lambda: counting.count,
+            )
+            busy = await reads_task
+            progress("webhooks through the worker")
+            hook_s = await deliver(
+                after,
+                dsn,
+                channel_app,
+                channel="webhook",
+                n=args.deliveries,
+                per_send=min(100, args.deliveries),
+                done=lambda: receiver.count,
+            )
+            out.update(
+                emails_per_s=args.deliveries / email_s,
+                webhooks_per_s=args.deliveries / hook_s,
+                idle_p50=pct(idle, 0.5),
+                idle_p99=pct(idle, 0.99),
+                idle_n=len(idle),
+                busy_p50=pct(busy, 0.5),
+                busy_p99=pct(busy, 0.99),
+                busy_n=len(busy),
+            )
+    finally:
+        smtp.stop()
+        receiver.stop()
+        await drop(server, args.database_name)
+        await drop(server, args.database_name + "_base")
+    out["load_end"] = loadavg()
+    return out
+
+
+def _rounds(values: list[float]) -> str:
+    return ", ".join(f"{r:.0f}" for r in values)
+
+
+def render(args: argparse.Namespace, out: dict[str, Any]) -> str:
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    s, rounds = out["sends"], out["send_rounds"]
+    machine = f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+    load = f"load average {' '.join(out['load_start'])} at start, {' '.join(out['load_end'])}"
+    idle = f"p50 {out['idle_p50']:.1f} ms, p99 {out['idle_p99']:.1f} ms ({out['idle_n']} reads)"
+    busy = f"p50 {out['busy_p50']:.1f} ms, p99 {out['busy_p99']:.1f} ms ({out['busy_n']} reads)"
+    n = args.deliveries
+    lines = [
+        f"## Channels: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- Machine: {machine}, Python {platform.python_version()}; {load} at end "
+        "(other engineers' jobs shared this machine)",
+        f"- Command: `python -m bench.channels {shlex.join(sys.argv[1:])}`; Herald {head}; "
+        f"before = {args.base} exported with `git archive`, on its own database",
+        "- Peers in the bench process: aiosmtpd (plain SMTP) and a uvicorn receiver answering "
+        "200; one `herald serve` with its in-process worker (16 delivery slots)",
+        "",
+        "| what | result |",
+        "|---|---|",
+        f"| e-mails through the worker ({n}, sends of 100) | **{out['emails_per_s']:.0f}/s** |",
+        f"| signed webhooks through the worker ({n}) | **{out['webhooks_per_s']:.0f}/s** |",
+        f"| inbox page, idle (4 readers) | {idle} |",
+        f"| inbox page while the e-mails go out | {busy}; "
+        f"p99 {out['busy_p99'] / out['idle_p99']:.2f}x idle |",
+        f"| 1-recipient sends, before, concurrency {args.concurrency} | "
+        f"{s['before']:.0f}/s (rounds {_rounds(rounds['before'])}) |",
+        f"| 1-recipient sends, after (inbox-only app) | {s['after']:.0f}/s "
+        f"(rounds {_rounds(rounds['after'])}); {s['after'] / s['before']:.2f}x before |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--base", default=BASE)
+    parser.add_argument("--deliveries", type=int, default=2000)
+    parser.add_argument("--sends", type=int, default=600)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--read-seconds", type=float, default=8)
+    parser.add_argument("--database-name", default="herald_bench_channels")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="append the section here (default bench/RESULTS.md, not for --quick)",
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.deliveries, args.sends, args.rounds, args.read_seconds = 50, 50, 1, 1
+    out = asyncio.run(main_async(args))
+    text = render(args, out)
+    print(text)
+    print(
+        f"RESULT emails_per_s={out['emails_per_s']:.0f} webhooks_per_s={out['webhooks_per_s']:.0f} "
+        f"inbox_p99_idle_ms={out['idle_p99']:.1f} inbox_p99_busy_ms={out['busy_p99']:.1f} "
+        f"sends_before={out['sends']['before']:.0f} sends_after={out['sends']['after']:.0f}"
+    )
+    if args.results or not args.quick:
+        with (args.results or RESULTS).open("a") as fh:
+            fh.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
