@@ -68,7 +68,9 @@ def create_app(
         url = database_url or settings.database_url
         if url is None:
             raise RuntimeError("no database URL: start Herald with `herald serve`")
-        engine = make_engine(url, pool_size=settings.db_pool_size)
+        engine = make_engine(
+            url, pool_size=settings.db_pool_size, pool_timeout=settings.db_pool_timeout
+        )
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         dsn = url.replace("+asyncpg", "", 1)
