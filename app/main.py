@@ -20,6 +20,7 @@ from app.errors import error_response, install_error_handlers
 from app.inbox.router import router as inbox_router
 from app.preferences.router import router as preferences_router
 from app.realtime.server import Realtime
+from app.schema_health import problem as schema_problem
 from app.sdk.router import router as sdk_router
 from app.sends.admin_router import router as admin_requests_router
 from app.sends.router import router as sends_router
@@ -156,12 +157,14 @@ def _health() -> APIRouter:
 
     @router.get("/ready", response_model=None)
     async def ready(request: Request) -> dict[str, str] | JSONResponse:
-        """Answer 200 when the database answers, 503 otherwise."""
+        """Answer 200 when the database answers and its indexes are valid, 503 otherwise."""
         try:
             async with request.app.state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception:
             return error_response("database unavailable", 503)
+        if broken := await schema_problem(request.app.state.engine):
+            return error_response(broken, 503)
         return {"status": "ok"}
 
     return router
