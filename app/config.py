@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     inline_recipients: int = 1_000
     worker: bool = True
     db_pool_size: int = 10
-    db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_pool_timeout: float = Field(default=30.0, gt=0)
     log_level: str = "info"
 
     @field_validator("cors_origins", mode="before")
