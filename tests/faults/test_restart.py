@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -21,6 +22,8 @@ from tests import db
 from tests.faults.load import Load, Tally, refusal_problems, rows_per_request
 from tests.live import running_process
 from tests.pgcluster import Cluster, private_cluster
+from tests.queue.support import wait_for
+from tests.realtime.client import Recorder, connected
 
 pytestmark = pytest.mark.live
 
@@ -117,9 +120,22 @@ async def test_sends_across_a_database_restart_are_202_or_503_and_none_is_lost_o
         await load.after(RESTART_AFTER)
         return await _restart(stack.cluster)
 
-    started = time.monotonic()
-    answers, (down, up) = await asyncio.gather(load.run(), restart())
-    took = time.monotonic() - started
+    # A browser's socket, open across the restart: it holds no database connection.
+    api_key = tenant.headers["X-ENGAGESPOT-API-KEY"]
+    watched = 0
+
+    async def hear(watcher: Recorder) -> dict[str, Any] | None:
+        nonlocal watched
+        watched += 1
+        return await _heard(client, tenant, watcher)
+
+    async with connected(stack.base, api_key=api_key, user_id="watcher") as watcher:
+        started = time.monotonic()
+        answers, (down, up) = await asyncio.gather(load.run(), restart())
+        took = time.monotonic() - started
+        # The LISTEN connection is back too: a send after the restart reaches the socket.
+        heard = await wait_for(lambda: hear(watcher), within=30, what="an event after the restart")
+    assert heard["notification"]["title"] == "watched"
 
     assert [a for a in answers if a.status is None] == [], "a connection failed instead of a 503"
     assert refusal_problems(answers) == []
@@ -140,13 +156,13 @@ async def test_sends_across_a_database_restart_are_202_or_503_and_none_is_lost_o
     assert all(n == 1 for n in rows.values()), "a send wrote more than its one row"
     # A 503 whose transaction committed anyway (the connection died inside COMMIT): the
     # outcome-unknown case the Idempotency-Key retry below resolves.
-    unknown = len(rows) - len(accepted)
+    unknown = len(rows) - watched - len(accepted)
 
     # The client's side of the contract: retry each 503 with the same key.
     retried = [await load.send(a.index) for a in refused]
     assert [a.status for a in retried] == [202] * len(refused), retried
     rows = await rows_per_request(stack.url, tenant.id)
-    assert len(rows) == SENDS, "after the retries, every send exists exactly once"
+    assert len(rows) == SENDS + watched, "after the retries, every send exists exactly once"
     assert set(rows.values()) == {1}
     _no_unhandled_errors(stack)
 
@@ -155,8 +171,22 @@ async def test_sends_across_a_database_restart_are_202_or_503_and_none_is_lost_o
         "\n"
         + tally.line(f"{SENDS} sends (concurrency {CONCURRENCY}) across a PostgreSQL restart")
         + f"; down {up - down:.1f} s; {unknown} of the 503s had committed; {took:.1f} s in all;"
-        f" after retrying the 503s with their Idempotency-Key: {len(rows)} sends, one row each"
+        f" after retrying the 503s with their Idempotency-Key: {len(rows) - watched} sends, one"
+        " row each; the socket open across the restart got the next event"
     )
+
+
+async def _heard(
+    client: httpx.AsyncClient, tenant: Tenant, watcher: Recorder
+) -> dict[str, Any] | None:
+    body = {"notification": {"title": "watched"}, "sendTo": {"recipients": ["watcher"]}}
+    sent = await client.post("/v3/notifications", json=body, headers=tenant.headers)
+    assert sent.status_code == 202, sent.text
+    try:
+        event: dict[str, Any] = await watcher.wait_for("NEW_NOTIFICATION", within=1)
+    except TimeoutError:
+        return None
+    return event
 
 
 async def _progress(url: str, request_id: str) -> tuple[str, int, int]:
