@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     inline_recipients: Positive = 1_000
     worker: bool = True
     db_pool_size: Positive = 10
+    # How long a request waits for a pooled connection before it answers 503.
+    db_pool_timeout: float = Field(default=30.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     # How long a rotated-out API secret keeps working, so backends can roll over.
     secret_grace: timedelta = timedelta(hours=24)

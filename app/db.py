@@ -1,10 +1,12 @@
 """Engine, session factory and the per-request unit of work."""
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -12,6 +14,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+
+from app.faults import disconnected
+
+log = logging.getLogger("herald.db")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -26,14 +32,19 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30.0) -> AsyncEngine:
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
+        # How long a request waits for a pooled connection before it answers 503.
+        pool_timeout=pool_timeout,
+        # Each checkout tests its connection first, so one that died with a restart is
+        # replaced instead of failing the request (see _dead_connections for the rest).
         pool_pre_ping=True,
         # Bounded so a wedged database yields errors instead of hung requests.
         connect_args={
+            "timeout": 10,
             "command_timeout": 60,
             "server_settings": {
                 "application_name": "herald",
@@ -44,6 +55,18 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             },
         },
     )
+    event.listen(engine.sync_engine, "handle_error", _dead_connections)
+    return engine
+
+
+def _dead_connections(context: ExceptionContext) -> None:
+    # SQLAlchemy's asyncpg dialect calls a connection dead only once asyncpg has read the
+    # close. A server that shuts down sends its FATAL message first, and the next statement
+    # can fail in between (57P01, or asyncpg's protocol-state error): mark those dead too,
+    # so the connection is discarded and, as for any disconnect, the pool replaces every
+    # connection older than this one instead of handing them out to fail in turn.
+    if not context.is_disconnect and disconnected(context.original_exception):
+        context.is_disconnect = True
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -57,9 +80,17 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
         except BaseException:
-            await session.rollback()
+            try:
+                await session.rollback()
+            except Exception as exc:
+                # The connection died with the request: the rollback has nothing left to do,
+                # and the request's own error is the one to answer with.
+                log.debug("rollback after a failed request failed too: %r", exc)
             raise
         else:
+            # A failure here is answered by the error handler: 503 for a database fault. A
+            # connection lost during COMMIT leaves the outcome unknown; the client retries
+            # with its Idempotency-Key (README, Operations).
             await session.commit()
 
 

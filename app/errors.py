@@ -4,12 +4,16 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.faults import Fault, fault_of
 
 log = logging.getLogger("herald.errors")
 
@@ -170,11 +174,44 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(detail, exc.status_code, dict(exc.headers or {}))
 
 
-async def _database_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
-    if getattr(exc.orig, "sqlstate", None) in _NUL_STATES:
+# A database restart takes seconds; a client that waits this long and retries (with its
+# Idempotency-Key for a send) usually gets through.
+RETRY_AFTER = "1"
+_FAULT_MESSAGES = {
+    Fault.UNAVAILABLE: "The database is unavailable; retry shortly",
+    Fault.BUSY: "Herald is busy; retry shortly",
+}
+# What reaches the error handler when the database fails: SQLAlchemy's wrappers, the pool's
+# checkout timeout, and what asyncpg raises unwrapped (a refused or reset connection).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    PoolTimeout,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Answer a database failure here, inside the app, so the access log sees the status and
+    the client's keep-alive connection stays usable (an exception that escapes the app is
+    logged again by the server, which then closes the connection)."""
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _NUL_STATES:
         return error_response([NUL_REFUSED], 400)
-    raise exc
+    fault = fault_of(exc)
+    if fault is None:
+        return await _unexpected(request, exc)
+    # No traceback: the fault is the database's, not a bug; one line says what happened.
+    log.warning(
+        "database %s on %s %s: %s: %s",
+        fault.value,
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        str(exc).splitlines()[0] if str(exc) else "",
+    )
+    return error_response(_FAULT_MESSAGES[fault], 503, {"Retry-After": RETRY_AFTER})
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -186,5 +223,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(DBAPIError, _database_error)
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(Exception, _unexpected)

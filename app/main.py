@@ -9,6 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp
 
+from app import schema_health
 from app.apps.router import router as admin_apps_router
 from app.auth.admin_token import digest as admin_token_digest
 from app.categories.router import router as categories_router
@@ -76,7 +77,9 @@ def create_app(
         url = database_url or settings.database_url
         if url is None:
             raise RuntimeError("no database URL: start Herald with `herald serve`")
-        engine = make_engine(url, pool_size=settings.db_pool_size)
+        engine = make_engine(
+            url, pool_size=settings.db_pool_size, pool_timeout=settings.db_pool_timeout
+        )
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         dsn = url.replace("+asyncpg", "", 1)
@@ -189,14 +192,16 @@ def _health() -> APIRouter:
 
     @router.get("/ready", response_model=None, responses=answers(503))
     async def ready(request: Request) -> dict[str, str] | JSONResponse:
-        """Answer 200 when the database answers at the newest migration, 503 otherwise."""
+        """Answer 200 when the database answers at the newest migration with every index
+        valid, 503 otherwise."""
         try:
             async with request.app.state.engine.connect() as conn:
-                stale = await schema.problem(conn, request.app.state.schema)
+                problem = await schema.problem(conn, request.app.state.schema)
+                problem = problem or await schema_health.problem(conn)
         except Exception:
             return error_response("database unavailable", 503)
-        if stale is not None:
-            return error_response(stale, 503)
+        if problem is not None:
+            return error_response(problem, 503)
         return {"status": "ok"}
 
     return router

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from app import schema_health
 from app.config import get_settings
 from app.db import MIGRATION_LOCK
 from app.models import Base
@@ -84,6 +85,13 @@ async def _run_async() -> None:
         async with engine.connect() as connection:
             await _take_lock(connection)
             await connection.run_sync(_run)
+            # Still under the lock, so two processes never rebuild one index at once.
+            left = await schema_health.repair(connection)
+            if left:
+                raise SystemExit(
+                    f"herald migrate: INVALID index {', '.join(left)} could not be rebuilt "
+                    "(the error is logged above); fix its cause and run `herald migrate` again"
+                )
     finally:
         await engine.dispose()
 

@@ -46,7 +46,9 @@ async def ensure(session: AsyncSession, app_id: int, identifiers: Sequence[str])
     """Create the users that do not exist yet; return identifier -> id for all of them."""
     if not identifiers:
         return {}
-    params = {"app_id": app_id, "identifiers": list(identifiers)}
+    # Sorted, so concurrent sends to overlapping audiences insert (and wait on) users in one
+    # order: in request order two of them can each hold a user the other needs (40P01).
+    params = {"app_id": app_id, "identifiers": sorted(identifiers)}
     await session.execute(_ENSURE, {**params, "email_like": EMAIL_LIKE})
     return {identifier: user_id for identifier, user_id in await session.execute(_IDS, params)}
 
@@ -59,7 +61,7 @@ async def upsert_profiles(
         return
     rows = [
         {"app_id": app_id, "identifier": i, "profile": {**_auto_profile(i), **p}}
-        for i, p in profiles.items()
+        for i, p in sorted(profiles.items())
     ]
     created = set(
         await session.scalars(
@@ -69,7 +71,9 @@ async def upsert_profiles(
             .returning(User.identifier)
         )
     )
-    patches = [{"ident": i, "patch": p} for i, p in profiles.items() if p and i not in created]
+    patches = [
+        {"ident": i, "patch": p} for i, p in sorted(profiles.items()) if p and i not in created
+    ]
     if patches:
         table = User.__table__
         assert isinstance(table, Table)
