@@ -19,7 +19,7 @@ from app.kit.timefmt import utcnow
 
 # OpenAPI security scheme names: the /docs "Authorize" dialog offers every one.
 API_KEY, API_SECRET, USER_ID, SIGNATURE = "apiKey", "apiSecret", "userId", "userSignature"
-USER_TOKEN, ADMIN_TOKEN = "userToken", "adminToken"
+USER_TOKEN, ADMIN_TOKEN, METRICS_TOKEN = "userToken", "adminToken", "metricsToken"
 
 _api_key = APIKeyHeader(name="X-ENGAGESPOT-API-KEY", scheme_name=API_KEY, auto_error=False)
 _api_secret = APIKeyHeader(name="X-ENGAGESPOT-API-SECRET", scheme_name=API_SECRET, auto_error=False)
@@ -37,6 +37,9 @@ _user_token = HTTPBearer(
 )
 _admin_token = HTTPBearer(
     scheme_name=ADMIN_TOKEN, description="HERALD_ADMIN_TOKEN", auto_error=False
+)
+_metrics_token = HTTPBearer(
+    scheme_name=METRICS_TOKEN, description="HERALD_METRICS_TOKEN, when set", auto_error=False
 )
 
 MAX_IDENTIFIER = 255
@@ -181,11 +184,27 @@ async def admin(
         raise Unauthorized("Admin API: Authorization: Bearer <admin token> is required")
 
 
+async def metrics_reader(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_token)],
+) -> None:
+    """Open, unless HERALD_METRICS_TOKEN is set: then that token as a bearer."""
+    token = request.app.state.settings.metrics_token
+    if token is not None and (
+        bearer is None or not same(bearer.credentials, token.get_secret_value())
+    ):
+        raise Unauthorized(
+            "A valid Bearer token (HERALD_METRICS_TOKEN) is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
 AnyCaller = Annotated[Principal, Depends(any_caller)]
 BackendApp = Annotated[Principal, Depends(backend)]
 InboxActor = Annotated[Principal, Depends(inbox_actor)]
 InboxUser = Annotated[UserPrincipal, Depends(inbox_user)]
 AdminDep = Depends(admin)
+MetricsDep = Depends(metrics_reader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,5 +250,10 @@ ACCEPTS: dict[Callable[..., Any], Accepts] = {
     admin: Accepts(
         ((ADMIN_TOKEN,),),
         "**Credentials:** the admin token, as `Authorization: Bearer <HERALD_ADMIN_TOKEN>`.",
+    ),
+    metrics_reader: Accepts(
+        ((), (METRICS_TOKEN,)),
+        "**Credentials:** none, unless `HERALD_METRICS_TOKEN` is set: then "
+        "`Authorization: Bearer <HERALD_METRICS_TOKEN>`.",
     ),
 }

@@ -11,7 +11,15 @@ ConfigValue = str | int | float | bool | None
 
 
 class ProviderCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The example is for channel `webhook`; each provider's keys are in the README.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"provider": "default_webhook", "name": "Webhooks", "priority": 1, "config": {}}
+            ]
+        },
+    )
 
     provider: ProviderId
     name: Name | None = None
@@ -23,7 +31,7 @@ class ProviderCreate(BaseModel):
 
 
 class ProviderUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"priority": 2}]})
 
     name: Name | None = None
     config: dict[str, ConfigValue] | None = Field(default=None, max_length=50)

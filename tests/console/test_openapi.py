@@ -119,12 +119,22 @@ async def test_each_route_names_the_credentials_it_takes(document: dict[str, Any
             assert schemes(operation) == [{"adminToken"}], f"{method} {path}"
         if path in ("/health", "/ready"):
             assert "security" not in operation
+        elif path == "/metrics":
+            assert schemes(operation) == [set(), {"metricsToken"}]
         else:
             assert "**Credentials:**" in operation["description"], f"{method} {path}"
     assert "X-ENGAGESPOT-API-SECRET" in paths["/v3/topics"]["get"]["description"]
     assert "HERALD_ADMIN_TOKEN" in paths["/admin/apps"]["get"]["description"]
     declared = set(document["components"]["securitySchemes"])
-    assert declared == {"apiKey", "apiSecret", "userId", "userSignature", "userToken", "adminToken"}
+    assert declared == {
+        "apiKey",
+        "apiSecret",
+        "userId",
+        "userSignature",
+        "userToken",
+        "adminToken",
+        "metricsToken",
+    }
 
 
 class Gadget(BaseModel):
@@ -190,7 +200,15 @@ async def test_every_request_body_example_succeeds_as_sent(
     category = await client.post(
         "/v3/categories", json={"identifier": "fixture"}, headers=creds.backend()
     )
+    provider = await client.post(
+        f"/admin/apps/{creds.id}/channels/webhook/providers",
+        json={"provider": "default_webhook"},
+        headers=admin,
+    )
+    assert provider.status_code == 201, provider.text
     values = {
+        "channel": "webhook",
+        "provider_id": provider.json()["id"],
         "notification_id": inbox.json()["data"][0]["id"],
         "topic_id": topic.json()["id"],
         "category_id": category.json()["id"],
