@@ -10,6 +10,12 @@ from app.errors import BadRequest
 
 Kind = Literal["text", "int", "bool", "url"]
 EMAIL, WEBHOOK, SLACK, DISCORD, TEAMS = "email", "webhook", "slack", "discord", "chat"
+WEB_PUSH, MOBILE_PUSH, SMS, WHATSAPP = "webPush", "mobilePush", "sms", "whatsapp"
+# Channels where a second copy costs the user (or the customer) something: after the message
+# was handed over, an attempt with no answer is `unknown`, never sent again.
+AT_MOST_ONCE = frozenset({EMAIL, SMS, WHATSAPP, MOBILE_PUSH, WEB_PUSH})
+# mobilePush tokens live in the profile under one key per provider: `fcm.tokens`, ….
+TOKEN_KEYS = {"fcm": "fcm", "apns": "apns", "expo": "expo"}
 MASK = "********"
 
 

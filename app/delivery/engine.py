@@ -7,9 +7,11 @@ attempts + 1); the outcome is written only by the attempt that holds the claim.
 Crash policy (a row found in `sending` means its worker died mid-attempt):
 - webhook, slack, discord, chat (Teams): sent again. The receiver sees the same webhook-id /
   message, so a duplicate is detectable and harmless.
-- email: sent again only if the worker died before the message was handed over (before SMTP
-  DATA, or before an e-mail API request left). Otherwise `unknown`: it may have arrived, and a
-  second copy is the failure users hate most."""
+- email, sms, whatsapp, mobilePush, webPush (catalogue.AT_MOST_ONCE): sent again only if the
+  worker died before the message was handed over (before SMTP DATA, or before the provider
+  request left: the sender calls `mark_data` right before that point). Otherwise `unknown`:
+  it may have arrived, and a second copy is the failure users hate most (and, for SMS, costs
+  money)."""
 
 import asyncio
 import json
@@ -24,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.delivery import catalogue, content, crypto, repository, retry, service
+from app.delivery import catalogue, content, crypto, repository, retry, service, targets
 from app.delivery.channels import email_api, hooks, smtp
 from app.delivery.channels.base import Attempt, Sender
 from app.delivery.http import Client
@@ -80,6 +82,16 @@ def _entry(
         "error": error[:1000] if error else None,
         **{k: v for k, v in extra.items() if v is not None},
     }
+
+
+async def _candidates(session: AsyncSession, delivery: Delivery) -> list[Provider]:
+    """The enabled providers that may carry this delivery, in the order they are tried."""
+    providers = await repository.providers_of_channel(
+        session, delivery.app_id, delivery.channel, enabled_only=True
+    )
+    if delivery.provider_kind is None:
+        return providers
+    return [p for p in providers if p.provider == delivery.provider_kind]
 
 
 def _pick(delivery: Delivery, providers: list[Provider]) -> Provider:
@@ -168,9 +180,7 @@ class Engine:
         delivery = await repository.delivery(session, delivery_id)
         if delivery is None or delivery.status.final:
             return None
-        providers = await repository.providers_of_channel(
-            session, delivery.app_id, delivery.channel, enabled_only=True
-        )
+        providers = await _candidates(session, delivery)
         if not providers:
             return Plan(0, 1)
         provider = _pick(delivery, providers)
@@ -198,11 +208,10 @@ class Engine:
                 return None
         elif delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
             return None  # an early copy of the job: the one for next_attempt_at will come
-        providers = await repository.providers_of_channel(
-            session, delivery.app_id, delivery.channel, enabled_only=True
-        )
+        providers = await _candidates(session, delivery)
         if not providers:
-            reason = f"no enabled provider for the {delivery.channel} channel"
+            kind = f" of kind {delivery.provider_kind}" if delivery.provider_kind else ""
+            reason = f"no enabled provider{kind} for the {delivery.channel} channel"
             delivery.log = [*delivery.log, _entry(now, None, "failed", reason)]
             _finish(delivery, DeliveryStatus.FAILED, reason, now)
             return None
@@ -271,14 +280,14 @@ class Engine:
 
     def _recover(self, delivery: Delivery, now: datetime) -> bool:
         """A row found in `sending`: its worker stopped mid-attempt. Resend, or mark unknown."""
-        if delivery.channel == catalogue.EMAIL and delivery.phase == "data":
+        if delivery.channel in catalogue.AT_MOST_ONCE and delivery.phase == "data":
             reason = (
-                "the worker stopped while the e-mail was being handed to the provider; it may "
+                "the worker stopped while the message was being handed to the provider; it may "
                 "have been sent, so it is not sent again"
             )
             delivery.log = [*delivery.log, _entry(now, None, "unknown", reason)]
             _finish(delivery, DeliveryStatus.UNKNOWN, reason, now)
-            log.warning("delivery %s: unknown after a crash during DATA", delivery.id)
+            log.warning("delivery %s: unknown after a crash during the hand-over", delivery.id)
             return False
         reason = "the worker stopped mid-attempt (nothing was handed over); trying again"
         delivery.log = [*delivery.log, _entry(now, None, "interrupted", reason)]
@@ -310,16 +319,14 @@ class Engine:
             log.warning("delivery %s: outcome for an attempt no longer held", attempt.delivery_id)
             return
         now = await _now(session)
-        providers = await repository.providers_of_channel(
-            session, delivery.app_id, delivery.channel, enabled_only=True
-        )
+        providers = await _candidates(session, delivery)
         current = next((p for p in providers if p.id == delivery.provider_id), None)
         if current is None and delivery.provider_id is not None:
             current = await repository.fresh_provider(session, delivery.provider_id)
         result = outcome.result
         # After the hand-over point only a reply from the server says what happened.
         ambiguous = (
-            delivery.channel == catalogue.EMAIL
+            delivery.channel in catalogue.AT_MOST_ONCE
             and marked
             and result in (Result.TRANSIENT, Result.UNREACHABLE)
             and outcome.status_code is None
@@ -351,6 +358,10 @@ class Engine:
                 f"{outcome.error} (after the message was handed over; not resent)",
                 now,
             )
+            return
+        if outcome.dead_target:
+            done = await targets.forget(session, delivery)
+            _finish(delivery, DeliveryStatus.FAILED, f"{outcome.error} ({done})", now)
             return
         if result is Result.PERMANENT:
             _finish(delivery, DeliveryStatus.FAILED, outcome.error, now)

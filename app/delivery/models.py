@@ -124,6 +124,8 @@ class Delivery(Base):
     # The address (e-mail, URL) from the profile; NULL when the provider's config holds it.
     target: Mapped[str | None] = mapped_column(Text)
     target_key: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    # Only providers of this kind may carry the target (an FCM token: `fcm`); NULL: any.
+    provider_kind: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus))
     # Fixed at creation, so every retry sends the same message (e-mail Message-ID, webhook-id).
     message_id: Mapped[str] = mapped_column(String(255))

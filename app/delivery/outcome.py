@@ -28,6 +28,8 @@ class Outcome:
     provider_message_id: str | None = None
     # False when the failure proves nothing left (a refused connection); None: unknown.
     handed_over: bool | None = None
+    # The provider says the target (token, subscription) is gone for good: forget it.
+    dead_target: bool = False
 
     @classmethod
     def sent(

@@ -130,15 +130,23 @@ async def insert_deliveries(
 ) -> list[tuple[int, DeliveryStatus]]:
     """Insert deliveries; one already there (a re-run batch) is left alone. Returns the new
     rows' (id, status)."""
-    if not rows:
-        return []
-    result = await session.execute(
-        insert(Delivery)
-        .values(list(rows))
-        .on_conflict_do_nothing(index_elements=["request_id", "user_id", "channel", "target_key"])
-        .returning(Delivery.id, Delivery.status)
-    )
-    return [(int(i), DeliveryStatus(s)) for i, s in result]
+    written: list[tuple[int, DeliveryStatus]] = []
+    # A multi-row VALUES binds every column of every row: chunks keep a fan-out batch of
+    # 5,000 users under PostgreSQL's 32,767 parameters per statement.
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        result = await session.execute(
+            insert(Delivery)
+            .values(list(rows[start : start + _INSERT_CHUNK]))
+            .on_conflict_do_nothing(
+                index_elements=["request_id", "user_id", "channel", "target_key"]
+            )
+            .returning(Delivery.id, Delivery.status)
+        )
+        written += [(int(i), DeliveryStatus(s)) for i, s in result]
+    return written
+
+
+_INSERT_CHUNK = 1_000
 
 
 async def delivery(

@@ -13,6 +13,7 @@ from app.delivery import addresses, catalogue, content, repository
 from app.delivery.crypto import Keyring
 from app.delivery.models import DeliveryStatus, Provider
 from app.delivery.schemas import ProviderCreate, ProviderRead, ProviderUpdate
+from app.devices import repository as devices_repository
 from app.errors import BadRequest, NotFound
 from app.kit.timefmt import utcnow
 from app.queue.enqueue import enqueue_many
@@ -173,6 +174,8 @@ async def create(
     for p in providers:
         by_channel.setdefault(p.channel, []).append(p)
     profiles = await users_repository.profiles(session, list({u for u, _ in pairs}))
+    web_push_users = [u for u, c in pairs if c == catalogue.WEB_PUSH]
+    subscriptions = await devices_repository.subscriptions_of(session, web_push_users)
     channel_override = (override or {}).get("channel")
     channel_override = channel_override if isinstance(channel_override, dict) else None
     sealed = content.provider_overrides(override)
@@ -198,26 +201,33 @@ async def create(
             (key := catalogue.SPECS[p.provider].url_key) is not None and has_key(p, key)
             for p in candidates
         )
-        where = addresses.address(channel, profile, provider_has_url=has_url)
-        skipped = where.target is None and not where.from_provider
-        rows.append(
-            {
-                "app_id": app_id,
-                "request_id": request_id,
-                "message_ref": refs[channel],
-                "user_id": user_id,
-                "recipient": identifier,
-                "channel": channel,
-                "target": where.target,
-                "target_key": where.target or "",
-                "status": DeliveryStatus.SKIPPED if skipped else DeliveryStatus.QUEUED,
-                "last_error": where.reason if skipped else None,
-                "message_id": _message_id(channel, candidates, channel_override),
-                "next_attempt_at": None if skipped else created_at,
-                "created_at": created_at,
-                "updated_at": created_at,
-            }
-        )
+        for where in addresses.addresses(
+            channel,
+            profile,
+            provider_has_url=has_url,
+            provider_kinds={p.provider for p in candidates},
+            subscriptions=subscriptions.get(user_id, ()),
+        ):
+            skipped = where.target is None and not where.from_provider
+            rows.append(
+                {
+                    "app_id": app_id,
+                    "request_id": request_id,
+                    "message_ref": refs[channel],
+                    "user_id": user_id,
+                    "recipient": identifier,
+                    "channel": channel,
+                    "target": where.target,
+                    "target_key": where.target_key,
+                    "provider_kind": where.provider_kind,
+                    "status": DeliveryStatus.SKIPPED if skipped else DeliveryStatus.QUEUED,
+                    "last_error": where.reason if skipped else None,
+                    "message_id": _message_id(channel, candidates, channel_override),
+                    "next_attempt_at": None if skipped else created_at,
+                    "created_at": created_at,
+                    "updated_at": created_at,
+                }
+            )
     written = await repository.insert_deliveries(session, rows)
     queued = [i for i, s in written if s is DeliveryStatus.QUEUED]
     await enqueue_many(session, DELIVER, [{"id": i} for i in queued])

@@ -1,8 +1,9 @@
 """SQL for devices."""
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,3 +32,35 @@ async def register(
     await session.execute(
         stmt.on_conflict_do_update(index_elements=["user_id", "device_identifier"], set_=changes)
     )
+
+
+async def subscriptions_of(
+    session: AsyncSession, user_ids: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """user id -> the web-push subscriptions of their devices, oldest device first."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(
+        select(Device.user_id, Device.web_push_subscription)
+        .where(Device.user_id.in_(list(user_ids)), Device.web_push_subscription.is_not(None))
+        .order_by(Device.user_id, Device.id)
+    )
+    found: dict[int, list[dict[str, Any]]] = {}
+    for user_id, subscription in rows:
+        if isinstance(subscription, dict):
+            found.setdefault(user_id, []).append(subscription)
+    return found
+
+
+async def drop_subscription(session: AsyncSession, *, user_id: int, endpoint: str) -> int:
+    """Forget the user's web-push subscription at `endpoint` (the push service said it is
+    gone); return how many devices held it."""
+    result = await session.execute(
+        update(Device)
+        .where(
+            Device.user_id == user_id,
+            Device.web_push_subscription["endpoint"].astext == endpoint,
+        )
+        .values(web_push_subscription=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -125,3 +125,25 @@ async def profiles(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, 
         select(User.id, User.identifier, User.profile).where(User.id.in_(list(user_ids)))
     )
     return {user_id: (identifier, profile) for user_id, identifier, profile in rows}
+
+
+_REMOVE_TOKEN = text(
+    """
+    UPDATE users
+    SET profile = jsonb_set(
+            profile, ARRAY[:key, 'tokens'],
+            COALESCE((SELECT jsonb_agg(t) FROM jsonb_array_elements(profile -> :key -> 'tokens') t
+                      WHERE t <> to_jsonb(CAST(:token AS text))), '[]'::jsonb)),
+        updated_at = now()
+    WHERE id = :user_id
+      AND jsonb_typeof(profile -> :key -> 'tokens') = 'array'
+      AND profile -> :key -> 'tokens' @> jsonb_build_array(CAST(:token AS text))
+    """
+)
+
+
+async def remove_token(session: AsyncSession, *, user_id: int, key: str, token: str) -> bool:
+    """Take `token` out of the profile's `<key>.tokens` (a dead device token); True if it was
+    there."""
+    result = await session.execute(_REMOVE_TOKEN, {"user_id": user_id, "key": key, "token": token})
+    return bool(result.rowcount)  # type: ignore[attr-defined]
