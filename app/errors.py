@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 log = logging.getLogger("herald.errors")
 
@@ -133,12 +134,35 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(messages or ["request is invalid"], 400)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else "error"
     if exc.status_code == 404 and detail == "Not Found":
         detail = "Route not found"
-    return error_response(detail, exc.status_code, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error_response(detail, exc.status_code, headers)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path.
+
+    Starlette's 405 names the methods of the first route whose path matched; a path served
+    by several routes (GET and POST on /v3/notifications) has more. Asking the router,
+    method by method, sees through included routers without reading their internals."""
+    routes = [r for r in request.app.router.routes if isinstance(r, BaseRoute)]
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "type": "http", "method": method})[0] == Match.FULL
+            for route in routes
+        )
+    ]
 
 
 async def _database_error(_: Request, exc: Exception) -> JSONResponse:
