@@ -7,14 +7,13 @@ import logging
 import signal
 import sys
 
-import uvicorn
-
 from app import runtime
 from app.apps.models import App
 from app.apps.schemas import AppRead
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app, served
+from app.server import run as run_server
 from app.worker import Worker
 
 
@@ -38,15 +37,7 @@ def serve(host: str | None, port: int | None, *, worker: bool) -> None:
     _banner(host, port, db, token, first)
     app = create_app(settings, database_url=db.url, admin_token=token.value, on_shutdown=db.stop)
     try:
-        uvicorn.run(
-            served(app),
-            host=host,
-            port=port,
-            access_log=False,
-            log_config=None,
-            # engine.io pings every socket itself; uvicorn's own keepalive doubles idle CPU.
-            ws_ping_interval=None,
-        )
+        run_server(served(app), settings, host=host, port=port)
     finally:
         db.stop()
 
