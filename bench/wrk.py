@@ -38,7 +38,7 @@ def _lua_send(api_key: str, api_secret: str) -> str:
 
 
 def _wrk(url: str, *, seconds: int, connections: int, script: Path | None) -> float:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
     if script is not None:
         command += ["-s", str(script)]
     out = subprocess.run(
