@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
+    parser.add_argument("--quick", action="store_true", help="one 1 s run of each (smoke test)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.seconds = 1, 1
     if shutil.which("wrk") is None:
         raise SystemExit("bench.wrk needs wrk (apt-get install wrk)")
     env = dict(item.split("=", 1) for item in args.env)
@@ -89,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     for kind, values in rates.items():
         shown = ", ".join(f"{v:,.0f}" for v in values)
         print(f"{kind}: median {statistics.median(values):,.0f} req/s (runs: {shown})")
+    health, send = (statistics.median(rates[k]) for k in ("health", "send"))
+    print(f"RESULT health_per_s={health:.1f} send_per_s={send:.1f}")
     sys.stdout.flush()
 
 
