@@ -52,6 +52,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.timeout_keep_alive = self.limits.keepalive_timeout  # type: ignore[assignment]
         self._head = True  # between the end of one request (or connect) and its next headers
         self._head_bytes = 0
+        self._heads_ended = 0
         self._header_count = 0
         self._refusal: tuple[int, str] | None = None
         self._deadline: asyncio.TimerHandle | None = None
@@ -86,20 +87,22 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             return
         if self._turned_away:
             return
+        limit = self.limits.max_header_bytes
+        while self._head and len(data) > limit - self._head_bytes:
+            # Feed only what fits: if no head ends within it, the head is too large. One that
+            # ends may be followed by a pipelined request, whose head is counted from here on.
+            room = limit - self._head_bytes
+            ended = self._heads_ended
+            if room > 0 and not self._feed(data[:room]):
+                return
+            if self._heads_ended == ended:
+                self._refuse(431, f"Request headers larger than {limit} bytes")
+                return
+            data = data[room:]
         if self._head:
-            room = self.limits.max_header_bytes - self._head_bytes
-            if len(data) > room:
-                # Feed only what fits: if the head does not end within it, it is too large.
-                if room > 0 and not self._feed(data[:room]):
-                    return
-                if self._head:
-                    limit = self.limits.max_header_bytes
-                    self._refuse(431, f"Request headers larger than {limit} bytes")
-                    return
-                data = data[room:]
-            else:
-                self._head_bytes += len(data)
-        self._feed(data)
+            self._head_bytes += len(data)
+        if data:
+            self._feed(data)
 
     def _feed(self, data: bytes) -> bool:
         """Parse `data`; False when the connection was refused, upgraded or closed."""
@@ -138,6 +141,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head = False
+        self._heads_ended += 1
         self._arm(self.limits.read_timeout)
         super().on_headers_complete()
 

@@ -207,6 +207,47 @@ async def test_too_many_headers_are_431(bounded: Served) -> None:
     )
 
 
+async def test_heads_within_the_limit_and_pipelined_requests_pass(bounded: Served) -> None:
+    app = bounded.app
+    user = "near-" + secrets.token_hex(4)
+    body = json.dumps(send_body(user, title="big", data={"pad": "x" * 200_000})).encode()
+    head = (
+        b"POST /v3/notifications HTTP/1.1\r\nHost: herald\r\nContent-Type: application/json\r\n"
+        b"X-ENGAGESPOT-API-KEY: %s\r\nX-ENGAGESPOT-API-SECRET: %s\r\nContent-Length: %d\r\n"
+        b"X-Pad: %s\r\n\r\n"
+        % (app.api_key.encode(), app.api_secret.encode(), len(body), b"p" * 15_000)
+    )
+    assert 15_000 < len(head) < 16_384
+    health = b"GET /health HTTP/1.1\r\nHost: herald\r\n\r\n"
+    last = b"GET /health HTTP/1.1\r\nHost: herald\r\nConnection: close\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", bounded.port)
+    # One write: the head ends inside the first chunk the server reads, a body and two more
+    # requests follow it.
+    writer.write(head + body + health + last)
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert raw.count(b"HTTP/1.1 ") == 3, raw[:500]
+    assert raw.startswith(b"HTTP/1.1 202"), raw[:300]
+    assert raw.count(b"HTTP/1.1 200") == 2, raw[:500]
+    async with httpx.AsyncClient(base_url=bounded.base) as http:
+        inbox = await http.get("/v3/notifications", headers=app.user(user))
+    assert [n["title"] for n in inbox.json()["data"]] == ["big"]
+
+
+async def test_many_small_pipelined_requests_are_not_one_large_head(bounded: Served) -> None:
+    one = b"GET /health HTTP/1.1\r\nHost: herald\r\n\r\n"
+    last = b"GET /health HTTP/1.1\r\nHost: herald\r\nConnection: close\r\n\r\n"
+    requests = one * 599 + last
+    assert len(requests) > 16_384  # more than the head limit, in one write
+    reader, writer = await asyncio.open_connection("127.0.0.1", bounded.port)
+    writer.write(requests)
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 30)
+    writer.close()
+    assert raw.count(b"HTTP/1.1 200 OK") == 600, raw[-300:]
+
+
 async def test_malformed_requests_are_400_in_the_error_shape(bounded: Served) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", bounded.port)
     writer.write(b"NOT HTTP AT ALL\r\n\r\n")
