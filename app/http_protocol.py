@@ -39,6 +39,11 @@ class Limits:
     read_timeout: float  # from the end of the headers to the end of the body
     keepalive_timeout: float  # idle time allowed between two requests
 
+    @property
+    def sweep_every(self) -> float:
+        """How often deadlines are checked: a tenth of the shortest, within [0.05 s, 1 s]."""
+        return min(1.0, max(0.05, min(self.header_timeout, self.read_timeout) / 10))
+
 
 class _Refused(Exception):
     """Raised from a parser callback to stop parsing; the refusal is in `_refusal`."""
@@ -46,6 +51,9 @@ class _Refused(Exception):
 
 class BoundedHttpProtocol(HttpToolsProtocol):
     limits: ClassVar[Limits]
+    # One periodic sweep per server closes the connections past their deadline: a timer per
+    # request would cost more than the rest of this class together.
+    _sweeping: ClassVar[asyncio.TimerHandle | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -53,9 +61,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._head = True  # between the end of one request (or connect) and its next headers
         self._head_bytes = 0
         self._heads_ended = 0
-        self._header_count = 0
         self._refusal: tuple[int, str] | None = None
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline = 0.0  # loop time; 0: none
         self._turned_away = False
         self._lingering = False
         self._drained = 0
@@ -71,10 +78,15 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             return
         super().connection_made(transport)
         # A connection that never sends a request is closed like a slow one.
-        self._arm(self.limits.header_timeout)
+        self._deadline = self.loop.time() + self.limits.header_timeout
+        cls = type(self)
+        if cls._sweeping is None:
+            cls._sweeping = self.loop.call_later(
+                self.limits.sweep_every, _sweep, cls, self.loop, self.connections
+            )
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._deadline = 0.0
         if self._turned_away:
             return
         super().connection_lost(exc)
@@ -87,20 +99,23 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             return
         if self._turned_away:
             return
-        limit = self.limits.max_header_bytes
-        while self._head and len(data) > limit - self._head_bytes:
-            # Feed only what fits: if no head ends within it, the head is too large. One that
-            # ends may be followed by a pipelined request, whose head is counted from here on.
-            room = limit - self._head_bytes
-            ended = self._heads_ended
-            if room > 0 and not self._feed(data[:room]):
-                return
-            if self._heads_ended == ended:
-                self._refuse(431, f"Request headers larger than {limit} bytes")
-                return
-            data = data[room:]
         if self._head:
-            self._head_bytes += len(data)
+            if not self._deadline:  # the first byte of a request on a kept-alive connection
+                self._deadline = self.loop.time() + self.limits.header_timeout
+            limit = self.limits.max_header_bytes
+            while self._head and len(data) > limit - self._head_bytes:
+                # Feed only what fits: if no head ends within it, the head is too large. One
+                # that ends may be followed by a pipelined request, counted from here on.
+                room = limit - self._head_bytes
+                ended = self._heads_ended
+                if room > 0 and not self._feed(data[:room]):
+                    return
+                if self._heads_ended == ended:
+                    self._refuse(431, f"Request headers larger than {limit} bytes")
+                    return
+                data = data[room:]
+            if self._head:
+                self._head_bytes += len(data)
         if data:
             self._feed(data)
 
@@ -111,71 +126,51 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
-                self._disarm()
+                self._deadline = 0.0
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
             return False
         except httptools.HttpParserError:
-            if self._refusal is not None:
-                self._refuse(*self._refusal)
-            else:
-                self._refuse(400, "Invalid HTTP request")
+            self._refuse(*(self._refusal or (400, "Invalid HTTP request")))
             return False
         return not self.transport.is_closing()
 
     # --- parser callbacks --------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self._header_count = 0
-        if self._deadline is None:
-            self._arm(self.limits.header_timeout)
-        super().on_message_begin()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > self.limits.max_header_count:
+    def on_headers_complete(self) -> None:
+        # The head's bytes are bounded already, so its header count is checked once, here.
+        if len(self.headers) > self.limits.max_header_count:
             self._refusal = (431, f"More than {self.limits.max_header_count} request headers")
             raise _Refused
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
         self._head = False
         self._heads_ended += 1
-        self._arm(self.limits.read_timeout)
+        self._deadline = self.loop.time() + self.limits.read_timeout
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._head = True
         self._head_bytes = 0
-        self._disarm()
+        self._deadline = 0.0
         super().on_message_complete()
 
     # --- deadlines and refusals --------------------------------------------------------------
 
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expired)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
     def _expired(self) -> None:
-        self._deadline = None
         if self.transport.is_closing():
+            self._deadline = 0.0
             return
         if self._head and self.cycle is not None and not self.cycle.response_complete:
             # The next (pipelined) request is arriving while this one is answered: its time
             # starts when the answer is done.
-            self._arm(self.limits.header_timeout)
+            self._deadline = self.loop.time() + self.limits.header_timeout
             return
+        self._deadline = 0.0
         self.transport.close()
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer `status` in the error shape and close, draining what the client still sends."""
-        self._disarm()
+        self._deadline = 0.0
         if self.cycle is not None and not self.cycle.response_complete:
             # A response is under way on this connection: there is no place for another.
             self.transport.close()
@@ -197,7 +192,17 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.flow.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self._deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+def _sweep(
+    cls: type[BoundedHttpProtocol], loop: asyncio.AbstractEventLoop, connections: set[Any]
+) -> None:
+    now = loop.time()
+    for connection in list(connections):
+        if isinstance(connection, BoundedHttpProtocol) and 0 < connection._deadline <= now:
+            connection._expired()
+    cls._sweeping = loop.call_later(cls.limits.sweep_every, _sweep, cls, loop, connections)
 
 
 def bounded(limits: Limits) -> type[BoundedHttpProtocol]:
