@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from importlib import metadata
 
-import uvicorn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
@@ -25,6 +24,7 @@ from app.ops.problems import CliError, ConfigError, redact, settings_problem
 from app.retention import command as retention_command
 from app.retention import service as retention_service
 from app.retention.service import Policy as RetentionPolicy
+from app.server import run as run_server
 from app.worker import Worker
 
 Handler = Callable[[Settings, argparse.Namespace], None]
@@ -72,15 +72,7 @@ def serve(host: str | None, port: int | None, *, worker: bool) -> None:
         settings, database_url=db.url, admin_token_sha256=token.sha256, on_shutdown=db.stop
     )
     try:
-        uvicorn.run(
-            served(app),
-            host=host,
-            port=port,
-            access_log=False,
-            log_config=None,
-            # engine.io pings every socket itself; uvicorn's own keepalive doubles idle CPU.
-            ws_ping_interval=None,
-        )
+        run_server(served(app), settings, host=host, port=port)
     except SystemExit as exc:
         if exc.code not in (0, None):
             # uvicorn logged why it gave up; when another process took the port after the

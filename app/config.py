@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = ["*"]
     max_body_bytes: Positive = 1_048_576
     max_header_bytes: Positive = 16_384
+    # The server: what one client may make Herald hold, and for how long (app/server.py).
+    max_header_count: int = Field(default=100, gt=0)
+    max_connections: int = Field(default=10_000, gt=0)
+    header_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=30.0, gt=0)
+    keepalive_timeout: float = Field(default=5.0, gt=0)
+    realtime_connect_timeout: float = Field(default=10.0, gt=0)
     max_recipients: Positive = 10_000
     inline_recipients: Positive = 1_000
     worker: bool = True

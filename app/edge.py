@@ -22,10 +22,11 @@ REFUSALS = (400, 413)
 
 
 class Edge:
-    def __init__(self, app: ASGIApp, *, max_body: int, max_headers: int):
+    def __init__(self, app: ASGIApp, *, max_body: int, max_headers: int, max_header_count: int):
         self.app = app
         self.max_body = max_body
         self.max_headers = max_headers
+        self.max_header_count = max_header_count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,10 +49,23 @@ class Edge:
             await send(message)
 
         try:
-            if sum(len(k) + len(v) for k, v in scope["headers"]) > self.max_headers:
-                await _refuse(send_logged, 413, "Request headers too large")
+            # The server refuses these before the app sees them (app/http_protocol.py); this
+            # holds for any other ASGI server, and in-process clients.
+            headers = scope["headers"]
+            if len(headers) > self.max_header_count:
+                await _refuse(
+                    send_logged, 431, f"More than {self.max_header_count} request headers"
+                )
                 return
-            body = await _read_body(scope, receive, self.max_body)
+            if sum(len(k) + len(v) for k, v in headers) > self.max_headers:
+                await _refuse(
+                    send_logged, 431, f"Request headers larger than {self.max_headers} bytes"
+                )
+                return
+            try:
+                body = await _read_body(scope, receive, self.max_body)
+            except _ClientLeft:
+                return  # mid-body: a partial body is never acted on
             if body is None:
                 await _refuse(send_logged, 413, f"Request body larger than {self.max_body} bytes")
                 return
@@ -100,8 +114,14 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+class _ClientLeft(Exception):
+    pass
+
+
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """Read the whole body (bounded); None when it exceeds the limit."""
+    """Read the whole body (bounded); None when it exceeds the limit.
+
+    Raises _ClientLeft when the connection closed before the body ended."""
     for key, value in scope["headers"]:
         if key == b"content-length":
             try:
@@ -114,7 +134,7 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _ClientLeft
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:

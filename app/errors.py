@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from app.faults import Fault, fault_of
 
@@ -166,12 +167,35 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(messages or ["request is invalid"], 400)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else "error"
     if exc.status_code == 404 and detail == "Not Found":
         detail = "Route not found"
-    return error_response(detail, exc.status_code, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error_response(detail, exc.status_code, headers)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path.
+
+    Starlette's 405 names the methods of the first route whose path matched; a path served
+    by several routes (GET and POST on /v3/notifications) has more. Asking the router,
+    method by method, sees through included routers without reading their internals."""
+    routes = [r for r in request.app.router.routes if isinstance(r, BaseRoute)]
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "type": "http", "method": method})[0] == Match.FULL
+            for route in routes
+        )
+    ]
 
 
 # A database restart takes seconds; a client that waits this long and retries (with its

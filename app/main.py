@@ -160,7 +160,10 @@ def create_app(
         app.add_middleware(RouteProbe)
 
     app.add_middleware(
-        Edge, max_body=settings.max_body_bytes, max_headers=settings.max_header_bytes
+        Edge,
+        max_body=settings.max_body_bytes,
+        max_headers=settings.max_header_bytes,
+        max_header_count=settings.max_header_count,
     )
     app.add_middleware(
         CORSMiddleware,

@@ -76,10 +76,11 @@ async def test_declared_length_over_the_limit_is_413_before_reading(
     assert_error(r, 413)
 
 
-async def test_headers_over_the_limit_are_413(
+async def test_headers_over_the_limits_are_431(
     client: httpx.AsyncClient, creds: Creds, settings: Settings
 ) -> None:
     assert settings.max_header_bytes == 16_384
+    assert settings.max_header_count == 100
     ok = await client.get(
         "/v3/notifications", headers={**creds.user("alice"), "X-Pad": "p" * 15_000}
     )
@@ -87,9 +88,17 @@ async def test_headers_over_the_limit_are_413(
     r = await client.get(
         "/v3/notifications", headers={**creds.user("alice"), "X-Pad": "p" * 16_384}
     )
-    assert_error(r, 413)
-    many = {f"X-Pad-{i}": "p" * 100 for i in range(200)}
-    assert_error(await client.get("/v3/notifications", headers={**creds.user("a"), **many}), 413)
+    assert_error(r, 431)
+    many = {f"X-Pad-{i}": "p" * 100 for i in range(150)}
+    assert_error(await client.get("/v3/notifications", headers={**creds.user("a"), **many}), 431)
+    # Many small headers: within the byte limit, over the count.
+    count = {f"X-{i}": "1" for i in range(101)}
+    r = await client.get("/v3/notifications", headers={**creds.user("alice"), **count})
+    assert_error(r, 431)
+    assert "100 request headers" in r.json()["message"]
+    fewer = dict(list(count.items())[:80])
+    r = await client.get("/v3/notifications", headers={**creds.user("alice"), **fewer})
+    assert r.status_code == 200, r.text
 
 
 # --- paths ------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints
 
 from app.apps.models import App
 from app.kit.timefmt import iso
@@ -22,8 +22,8 @@ class AppUpdate(BaseModel):
     )
 
     name: Name | None = None
-    secureMode: bool | None = None
-    hmacEnabled: bool | None = None
+    secureMode: StrictBool | None = None
+    hmacEnabled: StrictBool | None = None
     channels: list[Channel] | None = None
     addressesFromBackendOnly: bool | None = None
 

@@ -68,6 +68,21 @@ def _bearer(value: str | None) -> str | None:
     return None
 
 
+def header_text(value: str | None) -> str | None:
+    """A header value as the client meant it: UTF-8 when its bytes are UTF-8, else latin-1.
+
+    Starlette decodes headers as latin-1. curl, Go and httpx send `用户` as UTF-8 bytes,
+    while Node's http and fetch send `café` as the single latin-1 byte 0xE9 (and refuse
+    `用户`): both must name the same user as the identifier in a JSON body."""
+    if value is None or value.isascii():
+        return value
+    raw = value.encode("latin-1")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
 async def credentials(
     request: Request,
     api_key: Annotated[str | None, Depends(_api_key)],
@@ -80,10 +95,10 @@ async def credentials(
     # `x-api-key`/`x-api-secret` appear in Engagespot's own curl examples;
     # `Authentication: Bearer` is the spelling in its API reference.
     return Credentials(
-        api_key=present(api_key or headers.get("x-api-key")),
-        api_secret=present(api_secret or headers.get("x-api-secret")),
-        user_id=present(user_id),
-        signature=present(signature),
+        api_key=present(header_text(api_key or headers.get("x-api-key"))),
+        api_secret=present(header_text(api_secret or headers.get("x-api-secret"))),
+        user_id=present(header_text(user_id)),
+        signature=present(header_text(signature)),
         token=bearer.credentials if bearer else _bearer(headers.get("authentication")),
     )
 

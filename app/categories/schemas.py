@@ -1,4 +1,4 @@
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.categories.models import Category
 from app.kit.timefmt import iso
@@ -14,8 +14,8 @@ class CategoryCreate(BaseModel):
 
     identifier: str = Field(min_length=1, max_length=255, pattern=IDENTIFIER)
     name: str | None = Field(default=None, min_length=1, max_length=255)
-    hideInInApp: bool = False
-    hideInPreferenceManager: bool = False
+    hideInInApp: StrictBool = False
+    hideInPreferenceManager: StrictBool = False
 
 
 class CategoryUpdate(BaseModel):
@@ -24,8 +24,8 @@ class CategoryUpdate(BaseModel):
     )
 
     name: str | None = Field(default=None, min_length=1, max_length=255)
-    hideInInApp: bool | None = None
-    hideInPreferenceManager: bool | None = None
+    hideInInApp: StrictBool | None = None
+    hideInPreferenceManager: StrictBool | None = None
 
 
 class CategoryRead(BaseModel):

@@ -1,13 +1,13 @@
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.kit.types import Channel, DbId
+from app.kit.types import Channel, DbId, Flag
 
 
 class ChannelPreference(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     channel: Channel
-    enabled: bool
+    enabled: Flag
 
 
 class CategoryPreference(BaseModel):

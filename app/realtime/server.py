@@ -34,14 +34,50 @@ def room(user_id: int) -> str:
     return f"u:{user_id}"
 
 
+class _Server(socketio.AsyncServer):  # type: ignore[misc]
+    """socket.io's server, closing engine.io sessions that never join the namespace.
+
+    An engine.io session answers pings without ever sending socket.io's CONNECT; left alone
+    it would hold its socket for as long as its client cares to (socket.io for Node has
+    `connectTimeout` for this; python-socketio has no such option)."""
+
+    def __init__(self, *, connect_timeout: float, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.connect_timeout = connect_timeout
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> object:
+        result = await super()._handle_eio_connect(eio_sid, environ)
+        asyncio.get_running_loop().call_later(self.connect_timeout, self._unjoined, eio_sid)
+        return result
+
+    def _unjoined(self, eio_sid: str) -> None:
+        if eio_sid not in self.environ or self.manager.sid_from_eio_sid(eio_sid, NAMESPACE):
+            return
+        task = asyncio.create_task(self._close_unjoined(eio_sid))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_unjoined(self, eio_sid: str) -> None:
+        socket = self.eio.sockets.get(eio_sid)
+        await self.eio.disconnect(eio_sid)
+        if socket is not None:
+            # engine.io only sends its close packet and waits for the client to hang up; an
+            # empty packet ends the socket's writer, which closes the WebSocket itself.
+            socket.queue.put_nowait(None)
+
+
 class Realtime:
     def __init__(self, settings: Settings):
         origins = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
-        self.sio = socketio.AsyncServer(
+        self.sio = _Server(
+            connect_timeout=settings.realtime_connect_timeout,
             async_mode="asgi",
             cors_allowed_origins=origins,
             logger=False,
             engineio_logger=False,
+            # A polling POST is a request body by another road.
+            max_http_buffer_size=settings.max_body_bytes,
         )
         self.sio.on("connect", self._connect)
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None

@@ -167,6 +167,23 @@ async def test_patch_switches(
     assert (await client.get(url, headers=admin)).json()["secureMode"] is True
 
 
+@pytest.mark.parametrize(
+    "body",
+    [{"hmacEnabled": "off"}, {"hmacEnabled": "true"}, {"secureMode": 0}, {"hmacEnabled": 1}],
+)
+async def test_switches_take_json_booleans_only(
+    client: httpx.AsyncClient, admin: dict[str, str], creds: Creds, body: dict[str, object]
+) -> None:
+    url = f"/admin/apps/{creds.id}"
+    assert (await client.patch(url, json={"hmacEnabled": True}, headers=admin)).is_success
+    [field] = body
+    assert assert_error(await client.patch(url, json=body, headers=admin), 400) == [
+        f"{field} must be a boolean"
+    ]
+    r = await client.get(url, headers=admin)
+    assert (r.json()["hmacEnabled"], r.json()["secureMode"]) == (True, False)
+
+
 async def test_delete_removes_the_app_and_its_credentials(
     client: httpx.AsyncClient, admin: dict[str, str], creds: Creds, other: Creds
 ) -> None:

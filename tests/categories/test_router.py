@@ -108,6 +108,12 @@ async def test_duplicate_identifier_is_409(
         ({"identifier": 7}, ["identifier must be a string"]),
         ({"identifier": "ok", "name": ""}, ["name should not be empty"]),
         ({"identifier": "ok", "hideInInApp": "maybe"}, ["hideInInApp must be a boolean"]),
+        # JSON has booleans: strings and numbers that pydantic would coerce are refused.
+        ({"identifier": "ok", "hideInInApp": "true"}, ["hideInInApp must be a boolean"]),
+        (
+            {"identifier": "ok", "hideInPreferenceManager": 1},
+            ["hideInPreferenceManager must be a boolean"],
+        ),
     ],
 )
 async def test_create_category_validation(

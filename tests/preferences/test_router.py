@@ -143,6 +143,17 @@ async def test_enabled_as_integer_is_accepted(client: httpx.AsyncClient, creds: 
     ]
 
 
+@pytest.mark.parametrize("enabled", ["false", "off", 2, None])
+async def test_enabled_as_a_string_is_400(
+    client: httpx.AsyncClient, session: AsyncSession, creds: Creds, enabled: object
+) -> None:
+    comment = await _category(client, creds, "comment")
+    body = {"categoryId": comment["id"], "channels": [{"channel": "email", "enabled": enabled}]}
+    response = await _patch(client, creds.user("alice"), body)
+    assert _error(response, 400) == ["preference.0.channels.0.enabled must be a boolean"]
+    assert await _count(session) == 0
+
+
 async def test_an_empty_patch_changes_nothing(
     client: httpx.AsyncClient, session: AsyncSession, creds: Creds
 ) -> None:
