@@ -2,6 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from app.auth.dependencies import InboxActor, InboxUser
 from app.db import SessionDep
@@ -13,6 +14,17 @@ from app.kit.timefmt import utcnow
 from app.kit.types import DbId
 
 router = APIRouter(tags=["notifications"])
+
+
+class _ItemConvertor(StringConvertor):
+    """An item's id in a path: anything but the names of the bulk routes beside it, so GET or
+    DELETE on `markAllNotificationsAs*` (POST only) answer 405 with `Allow: POST`, not a 400
+    about an id. Validation (a 400 for `abc`) stays with the route's DbId."""
+
+    regex = "(?!markAllNotificationsAs)[^/]+"
+
+
+register_url_convertor("item", _ItemConvertor())
 
 PageNo = Annotated[int, Query(alias="pageNo", ge=1, le=1_000_000)]
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -91,7 +103,7 @@ async def mark_all_deleted(session: SessionDep, principal: InboxUser) -> Done:
     return Done(message=f"{n} notifications deleted")
 
 
-@router.get("/notifications/{notification_id}", response_model=NotificationRead)
+@router.get("/notifications/{notification_id:item}", response_model=NotificationRead)
 async def get_notification(
     request: Request, session: SessionDep, principal: InboxActor, notification_id: DbId
 ) -> NotificationRead | JSONResponse:
@@ -104,7 +116,7 @@ async def get_notification(
     return item
 
 
-@router.delete("/notifications/{notification_id}", response_model=Done)
+@router.delete("/notifications/{notification_id:item}", response_model=Done)
 async def delete_notification(
     session: SessionDep, principal: InboxActor, notification_id: DbId
 ) -> Done:

@@ -6,6 +6,7 @@ from app.categories.models import Category
 from app.categories.schemas import CategoryRef
 from app.inbox.models import Notification
 from app.kit.timefmt import iso
+from app.kit.types import Flag
 
 
 class NotificationRead(BaseModel):
@@ -77,7 +78,7 @@ class StateChange(BaseModel):
 
     state: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     data: dict[str, Any] | None = None
-    delete: bool = False
+    delete: Flag = False
 
 
 class Done(BaseModel):
