@@ -4,7 +4,7 @@ from app.apps.models import App
 from app.categories.models import Category
 from app.db import Base
 from app.devices.models import Device
-from app.inbox.models import Notification
+from app.inbox.models import InboxCounter, Notification
 from app.preferences.models import Preference
 from app.sends.models import IdempotencyKey, NotificationRequest
 from app.topics.models import Topic, TopicSubscription
@@ -16,6 +16,7 @@ __all__ = [
     "Category",
     "Device",
     "IdempotencyKey",
+    "InboxCounter",
     "Notification",
     "NotificationRequest",
     "Preference",
