@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     bindparam,
     case,
     delete,
@@ -133,6 +134,37 @@ class Listing:
     items: Sequence[Sequence[Any]]
 
 
+def _listing_statement(state_filter: str | None) -> Select[Any]:
+    page_rows = (
+        select(*ITEM_COLUMNS)
+        .outerjoin(Category, Category.id == Notification.category_id)
+        .where(*inbox(User.id, state_filter=state_filter))
+        .order_by(Notification.id.desc())
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+        .lateral("page")
+    )
+    return (
+        select(
+            User.id,
+            InboxCounter.total,
+            InboxCounter.unseen,
+            InboxCounter.unclicked,
+            InboxCounter.interacted,
+            *(page_rows.c[c.key] for c in ITEM_COLUMNS),
+        )
+        .select_from(User)
+        .outerjoin(InboxCounter, InboxCounter.user_id == User.id)
+        .outerjoin(page_rows, true())
+        .where(User.app_id == bindparam("app_id"), User.identifier == bindparam("identifier"))
+        .order_by(page_rows.c.id.desc())
+    )
+
+
+# Built once: composing the statement per request cost more than running it.
+_LISTINGS = {f: _listing_statement(f) for f in (None, "unread", "read", "interacted")}
+
+
 async def listing(
     session: AsyncSession,
     *,
@@ -146,32 +178,11 @@ async def listing(
 
     The page is an index range read of the user's newest rows (ix_notifications_inbox) and
     the counts one primary-key lookup, whatever the inbox size. None: no such user."""
-    page_rows = (
-        select(*ITEM_COLUMNS)
-        .outerjoin(Category, Category.id == Notification.category_id)
-        .where(*inbox(User.id, state_filter=state_filter))
-        .order_by(Notification.id.desc())
-        .offset(offset)
-        .limit(limit)
-        .lateral("page")
+    result = await session.execute(
+        _LISTINGS[state_filter],
+        {"app_id": app_id, "identifier": identifier, "offset": offset, "limit": limit},
     )
-    rows = (
-        await session.execute(
-            select(
-                User.id,
-                InboxCounter.total,
-                InboxCounter.unseen,
-                InboxCounter.unclicked,
-                InboxCounter.interacted,
-                *(page_rows.c[c.key] for c in ITEM_COLUMNS),
-            )
-            .select_from(User)
-            .outerjoin(InboxCounter, InboxCounter.user_id == User.id)
-            .outerjoin(page_rows, true())
-            .where(User.app_id == app_id, User.identifier == identifier)
-            .order_by(page_rows.c.id.desc())
-        )
-    ).all()
+    rows = result.all()
     if not rows:
         return None
     first = rows[0]
