@@ -429,8 +429,8 @@ def markdown(
         "",
         "| figure | connections | req/s | p50 ms | p99 ms | /health req/s | /health p50 ms "
         "| /health p99 ms | req/s ÷ /health | p99 ÷ /health p99 "
-        "| CPU: server / postgres / wrk+other (cores) |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| CPU: server / postgres / wrk+other (cores) | CPU ms per request: server / postgres |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|",
     ]
     for name, fig in f.items():
         if not fig.runs:
@@ -448,7 +448,7 @@ def markdown(
             health_cells = " | | | | "
         lines.append(
             f"| {name} | {conns} | {rate:,.0f} | {_ms(p50)} | {_ms(p99)} | {health_cells} "
-            f"| {_cores(fig.runs)} |"
+            f"| {_cores(fig.runs)} | {_per_request(fig.runs)} |"
         )
     lines += ["", "| target (issue 11) | measured | met |", "|---|--:|---|"]
     for label, value, ok in targets(opts, measured):
@@ -471,6 +471,16 @@ def _cores(runs: list[wrk.Run]) -> str:
     postgres = sum((r.cpu.postgres or 0) for r in runs) / wall
     machine = sum((r.cpu.machine or 0) for r in runs) / wall
     return f"{server:.2f} / {postgres:.2f} / {max(0.0, machine - server - postgres):.2f}"
+
+
+def _per_request(runs: list[wrk.Run]) -> str:
+    """CPU per request: steadier than rates on a machine shared with other programs."""
+    done = sum(r.requests for r in runs)
+    if not done:
+        return ""
+    server = sum((r.cpu.server or 0) for r in runs) * 1000 / done
+    postgres = sum((r.cpu.postgres or 0) for r in runs) * 1000 / done
+    return f"{server:.2f} / {postgres:.2f}"
 
 
 def targets(opts: Options, measured: Measured) -> list[tuple[str, str, bool]]:
