@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.types import ASGIApp
 
+from app.apps import cache as apps_cache
 from app.apps.router import router as admin_apps_router
 from app.categories.router import router as categories_router
 from app.config import Settings, get_settings
@@ -19,6 +20,7 @@ from app.edge import Edge
 from app.errors import error_response, install_error_handlers
 from app.inbox.router import router as inbox_router
 from app.preferences.router import router as preferences_router
+from app.realtime.listener import Listener
 from app.realtime.server import Realtime
 from app.sdk.router import router as sdk_router
 from app.sends.admin_router import router as admin_requests_router
@@ -72,6 +74,9 @@ def create_app(
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         dsn = url.replace("+asyncpg", "", 1)
+        cache: apps_cache.AppCache = app.state.app_cache
+        apps_listener = Listener(dsn, apps_cache.CHANNEL, cache.notified, on_state=cache.listening)
+        await apps_listener.start()
         await realtime.start(app.state.sessionmaker, url)
         # The one-command start needs nothing else: a worker runs in-process by default.
         worker = Worker(dsn, app.state.sessionmaker) if settings.worker else None
@@ -86,6 +91,8 @@ def create_app(
                 except TimeoutError:
                     worker_task.cancel()
             await realtime.stop()
+            await apps_listener.stop()
+            cache.listening(False)
             await engine.dispose()
             if on_shutdown is not None:
                 on_shutdown()
@@ -99,6 +106,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.realtime = realtime
+    # Used only while the lifespan's listener hears app changes (see app/apps/cache.py).
+    app.state.app_cache = apps_cache.AppCache()
     app.state.admin_token = admin_token or (
         settings.admin_token.get_secret_value() if settings.admin_token else ""
     )

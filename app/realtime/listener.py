@@ -26,11 +26,15 @@ class Listener:
         handler: Callable[[list[str]], Awaitable[None]],
         *,
         health_every: float = 5.0,
+        on_state: Callable[[bool], None] | None = None,
     ):
         self.dsn = dsn
         self.channel = channel
         self.handler = handler
         self.health_every = health_every
+        # Told True once LISTEN is in place, False when the connection is lost: a consumer
+        # that must not miss an event (a cache) knows when to stop trusting what it holds.
+        self.on_state = on_state
         self.listening = asyncio.Event()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -65,6 +69,8 @@ class Listener:
                 )
                 await conn.add_listener(self.channel, self._on_notify)
                 self.listening.set()
+                if self.on_state is not None:
+                    self.on_state(True)
                 backoff = 0.2
                 log.info("realtime: listening on %s", self.channel)
                 while not conn.is_closed():
@@ -76,6 +82,8 @@ class Listener:
                 log.warning("realtime: LISTEN connection lost (%s); reconnecting", exc)
             finally:
                 self.listening.clear()
+                if self.on_state is not None:
+                    self.on_state(False)
                 if conn is not None and not conn.is_closed():
                     conn.terminate()
             await asyncio.sleep(backoff)
