@@ -70,7 +70,8 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def _settings_of(request: Request) -> Settings:
+# async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
+async def _settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

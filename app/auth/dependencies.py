@@ -152,7 +152,8 @@ def _identifier(value: str | None) -> str | None:
 CredentialsDep = Annotated[Credentials, Depends(credentials)]
 
 
-def _app_cache(request: Request) -> AppCache | None:
+# async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
+async def _app_cache(request: Request) -> AppCache | None:
     apps: AppCache | None = getattr(request.app.state, "app_cache", None)
     return apps
 

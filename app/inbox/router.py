@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from app.auth.dependencies import InboxActor, InboxUser
-from app.db import SessionDep
+from app.db import ReadSessionDep, SessionDep
 from app.inbox import service
 from app.inbox.schemas import Done, InboxFilter, InboxPage, NotificationRead, StateChange
 from app.kit.bodies import optional_object, truthy
@@ -19,7 +19,7 @@ Optional255 = Annotated[str | None, Query(max_length=255)]
 
 @router.get("/notifications", response_model=InboxPage)
 async def list_notifications(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: InboxUser,
     page_no: PageNo = 1,
     limit: Limit = 15,
