@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     worker: bool = True
     db_pool_size: int = 10
     log_level: str = "info"
+    # Diagnosis: log every event-loop step longer than this (asyncio debug mode; slower).
+    slow_callback_ms: float | None = None
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -1,6 +1,7 @@
 """The ASGI application: routers, error handlers, middleware, and the database lifecycle."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -28,7 +29,7 @@ from app.sends.router import router as sends_router
 from app.sends.workflows_router import router as workflows_router
 from app.topics.router import router as topics_router
 from app.users.router import router as users_router
-from app.worker import Worker
+from app.worker import WorkerThread
 
 DESCRIPTION = """
 Herald speaks the Engagespot v3 REST API. Point an Engagespot SDK at this server's base URL.
@@ -67,6 +68,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.slow_callback_ms is not None:
+            loop = asyncio.get_running_loop()
+            loop.set_debug(True)
+            loop.slow_callback_duration = settings.slow_callback_ms / 1000
         url = database_url or settings.database_url
         if url is None:
             raise RuntimeError("no database URL: start Herald with `herald serve`")
@@ -78,18 +83,20 @@ def create_app(
         apps_listener = Listener(dsn, apps_cache.CHANNEL, cache.notified, on_state=cache.listening)
         await apps_listener.start()
         await realtime.start(app.state.sessionmaker, url)
-        # The one-command start needs nothing else: a worker runs in-process by default.
-        worker = Worker(dsn, app.state.sessionmaker) if settings.worker else None
-        worker_task = asyncio.create_task(worker.run()) if worker else None
+        # The one-command start needs nothing else: a worker runs in-process by default,
+        # on its own thread and loop so that its batches never stall the requests.
+        worker = WorkerThread(url) if settings.worker else None
+        if worker is not None:
+            await asyncio.to_thread(worker.start)
+        # Everything loaded so far lives as long as the process: out of the collector's
+        # sight, a full collection no longer walks the whole heap (tens of milliseconds
+        # with the GIL held, in the middle of a fan-out batch or a request).
+        gc.freeze()
         try:
             yield
         finally:
-            if worker is not None and worker_task is not None:
-                worker.stop()
-                try:
-                    await asyncio.wait_for(worker_task, timeout=30)
-                except TimeoutError:
-                    worker_task.cancel()
+            if worker is not None:
+                await worker.stop(grace=30)
             await realtime.stop()
             await apps_listener.stop()
             cache.listening(False)
