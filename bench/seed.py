@@ -154,6 +154,7 @@ async def seed(
         progress(f"seed: {done:,} / {shape.rows:,} notifications ({elapsed:.1f} s)")
     if fast:
         await conn.execute("SET session_replication_role = DEFAULT")
+        await rebuild_counters(conn)  # their triggers were off with the foreign keys'
     for statement in extra_sql:
         progress(f"seed: {statement}")
         await conn.execute(statement)
