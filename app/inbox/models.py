@@ -47,8 +47,6 @@ class Notification(Base):
             text("id DESC"),
             postgresql_where=text("deleted_at IS NULL AND tenant_identifier IS NOT NULL"),
         ),
-        # totalCount: with deduplication one key per user is tiny next to the composites.
-        Index("ix_notifications_user", "user_id", postgresql_where=text("deleted_at IS NULL")),
         # The badge: a small partial index holding only what is still unseen.
         Index(
             "ix_notifications_unseen",
