@@ -6,15 +6,20 @@ import json
 import logging
 import signal
 import sys
+from typing import TextIO
 
+import asyncpg
 import uvicorn
+from sqlalchemy.exc import DBAPIError
 
 from app import runtime
+from app.apps import repository as apps_repository
 from app.apps.models import App
 from app.apps.schemas import AppRead
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app, served
+from app.sends import history
 from app.worker import Worker
 
 
@@ -74,6 +79,50 @@ def run_worker(settings: Settings, *, concurrency: int) -> None:
         db.stop()
 
 
+def import_history(settings: Settings, *, app_id: int, source: str) -> None:
+    """`herald import`: JSON lines into one app's inboxes with COPY, progress on stderr."""
+    db = runtime.database(settings)
+
+    def shown(done: history.Imported) -> None:
+        rate = done.rows / done.seconds if done.seconds else 0
+        print(
+            f"import: {done.rows:,} rows ({done.seconds:.1f} s, {rate:,.0f} rows/s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    async def main(lines: TextIO) -> history.Imported:
+        engine = make_engine(db.url, pool_size=1)
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                if await apps_repository.by_id(session, app_id) is None:
+                    raise history.BadLine(f"no app with id {app_id}")
+                return await history.load(session, app_id=app_id, lines=lines, progress=shown)
+        finally:
+            await engine.dispose()
+
+    try:
+        runtime.migrate(db.url)
+        with sys.stdin if source == "-" else open(source, encoding="utf-8") as lines:
+            done = asyncio.run(main(lines))
+    except (history.BadLine, OSError) as exc:
+        raise SystemExit(f"herald import: {exc}; nothing was imported") from None
+    except (DBAPIError, asyncpg.PostgresError) as exc:
+        # e.g. the same user twice under one requestId, or a value PostgreSQL refuses.
+        detail = str(getattr(exc, "orig", exc)).splitlines()[0]
+        raise SystemExit(
+            f"herald import: the database refused a row ({detail}); nothing was imported"
+        ) from None
+    finally:
+        db.stop()
+    rate = done.rows / done.seconds if done.seconds else 0
+    print(
+        f"import: done, {done.rows:,} rows for {len(done.users):,} users in "
+        f"{done.seconds:.1f} s ({rate:,.0f} rows/s)",
+        file=sys.stderr,
+    )
+
+
 def _banner(
     host: str, port: int, db: runtime.Database, token: runtime.AdminToken, first: App | None
 ) -> None:
@@ -115,6 +164,14 @@ def main(argv: list[str] | None = None) -> None:
     p_worker = sub.add_parser("worker", help="run queue workers (any number, any machine)")
     p_worker.add_argument("--concurrency", type=int, default=4)
     sub.add_parser("migrate", help="apply database migrations")
+    p_import = sub.add_parser(
+        "import",
+        help="import notification history from JSON lines (see app/sends/history.py)",
+        description=history.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_import.add_argument("file", help="a file of JSON lines, or - for standard input")
+    p_import.add_argument("--app-id", type=int, required=True, help="the app to import into")
     p_apps = sub.add_parser("apps", help="manage apps").add_subparsers(dest="apps", required=True)
     p_create = p_apps.add_parser("create", help="create an app and print its credentials")
     p_create.add_argument("--name", required=True)
@@ -127,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "worker":
         run_worker(settings, concurrency=args.concurrency)
+        return
+    if args.command == "import":
+        import_history(settings, app_id=args.app_id, source=args.file)
         return
     db = runtime.database(settings)
     try:
