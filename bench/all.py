@@ -266,17 +266,20 @@ async def _measure(
 
             return go
 
-        async def sends() -> wrk.Run:
-            return await wrk.run(
-                f"{base}/v3/notifications",
-                label=f"sends c={opts.connections}",
-                connections=opts.connections,
-                seconds=opts.seconds,
-                headers=backend,
-                script=wrk.SEND_SCRIPT,
-                script_args=[str(opts.shape.users)],
-                processes=processes,
-            )
+        def sends(users: int) -> Callable[[], Awaitable[wrk.Run]]:
+            async def go() -> wrk.Run:
+                return await wrk.run(
+                    f"{base}/v3/notifications",
+                    label=f"sends c={opts.connections}",
+                    connections=opts.connections,
+                    seconds=opts.seconds,
+                    headers=backend,
+                    script=wrk.SEND_SCRIPT,
+                    script_args=[str(users)],
+                    processes=processes,
+                )
+
+            return go
 
         c, low = opts.connections, opts.low_connections
         # Reads first: sends and fan-outs add rows (and dirty the visibility map).
@@ -287,7 +290,9 @@ async def _measure(
                 for who, n in opts.sizes.items()
             ),
             (f"inbox {BIG_USER} c={low}", inbox(BIG_USER, low), low),
-            (f"1-recipient sends c={c}", sends, c),
+            (f"1-recipient sends c={c}", sends(opts.shape.users), c),
+            # Every send to one user: its counter row is the hot spot.
+            (f"1-recipient sends, all to one user, c={c}", sends(1), c),
         ]
         # One warm-up of each route, untimed, so no run pays for first requests.
         for _name, go, conns in plan:
