@@ -147,6 +147,8 @@ class Figure:
 class Measured:
     figures: dict[str, Figure] = field(default_factory=dict)
     fanouts_done: int = 0
+    fanouts_started: int = 0
+    runs_ended_in_fanout: int = 0
     fanout_rows_per_s: list[float] = field(default_factory=list)
     load_before: str = ""
     load_after: str = ""
@@ -343,6 +345,7 @@ async def _under_fanout(
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
 
         async def fan_out() -> str:
+            measured.fanouts_started += 1
             response = await client.post("/v3/notifications", json=body, headers=backend)
             if response.status_code != 202:
                 raise RuntimeError(f"fan-out send: {response.status_code} {response.text}")
@@ -389,6 +392,7 @@ async def _under_fanout(
             figure.runs.append(await health(low))
             stop.set()
             await busy
+            measured.runs_ended_in_fanout += 0 if await idle() else 1
             # Let the last fan-out finish before the next run (or the end).
             await _until(idle, 0.05)
 
@@ -458,12 +462,18 @@ def markdown(
     lines += ["", "| target (issue 11) | measured | met |", "|---|--:|---|"]
     for label, value, ok in targets(opts, measured):
         lines.append(f"| {label} | {value} | {'yes' if ok else '**no**'} |")
-    if measured.fanout_rows_per_s:
-        lines += [
-            "",
-            f"- Fan-outs completed during the /health runs: {measured.fanouts_done}; "
-            f"median {statistics.median(measured.fanout_rows_per_s):,.0f} recipients/s",
-        ]
+    fan_rate = (
+        f"median {statistics.median(measured.fanout_rows_per_s):,.0f} recipients/s"
+        if measured.fanout_rows_per_s
+        else "none ended within a run"
+    )
+    lines += [
+        "",
+        f"- Fan-outs during the /health runs: {measured.fanouts_started} started (one as each "
+        f"run starts, the next as soon as one ends), {measured.fanouts_done} ended within a "
+        f"run ({fan_rate}); runs that ended with a fan-out still running: "
+        f"{measured.runs_ended_in_fanout} of {opts.runs}",
+    ]
     lines.append(MARK_END)
     return "\n".join(lines) + "\n"
 
