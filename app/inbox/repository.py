@@ -220,20 +220,6 @@ async def count(session: AsyncSession, conditions: Sequence[ColumnElement[bool]]
     return int(total or 0)
 
 
-async def page(
-    session: AsyncSession, conditions: Sequence[ColumnElement[bool]], *, offset: int, limit: int
-) -> list[tuple[Notification, Category | None]]:
-    rows = await session.execute(
-        select(Notification, Category)
-        .outerjoin(Category, Category.id == Notification.category_id)
-        .where(*conditions)
-        .order_by(Notification.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return [(n, c) for n, c in rows]
-
-
 async def one(
     session: AsyncSession, conditions: Sequence[ColumnElement[bool]]
 ) -> tuple[Notification, Category | None] | None:
