@@ -32,7 +32,7 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.inbox
+	$(BIN)/python -m bench.all
 
 clean:
 	rm -rf $(VENV) .herald-test .mypy_cache .ruff_cache .pytest_cache

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     sendgrid_base_url: str = "https://api.sendgrid.com"
     mailgun_base_url: str | None = None
     postmark_base_url: str = "https://api.postmarkapp.com"
+    # Diagnosis: log every event-loop step longer than this (asyncio debug mode; slower).
+    slow_callback_ms: float | None = None
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -203,7 +205,8 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def _settings_of(request: Request) -> Settings:
+# async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
+async def _settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

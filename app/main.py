@@ -1,6 +1,7 @@
 """The ASGI application: routers, error handlers, middleware, and the database lifecycle."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp
 
 from app import schema_health
+from app.apps import cache as apps_cache
 from app.apps.router import router as admin_apps_router
 from app.auth.admin_token import digest as admin_token_digest
 from app.categories.router import router as categories_router
@@ -26,6 +28,7 @@ from app.observability.metrics import Metrics
 from app.observability.middleware import Instrument, RouteProbe
 from app.observability.router import router as metrics_router
 from app.preferences.router import router as preferences_router
+from app.realtime.listener import Listener
 from app.realtime.server import Realtime
 from app.retention.service import Policy as RetentionPolicy
 from app.sdk.router import router as sdk_router
@@ -34,7 +37,7 @@ from app.sends.router import router as sends_router
 from app.sends.workflows_router import router as workflows_router
 from app.topics.router import router as topics_router
 from app.users.router import router as users_router
-from app.worker import Worker
+from app.worker import WorkerThread
 
 DESCRIPTION = """
 Herald speaks the Engagespot v3 REST API. Point an Engagespot SDK at this server's base URL.
@@ -74,6 +77,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.slow_callback_ms is not None:
+            loop = asyncio.get_running_loop()
+            loop.set_debug(True)
+            loop.slow_callback_duration = settings.slow_callback_ms / 1000
         url = database_url or settings.database_url
         if url is None:
             raise RuntimeError("no database URL: start Herald with `herald serve`")
@@ -83,29 +90,31 @@ def create_app(
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         dsn = url.replace("+asyncpg", "", 1)
+        cache: apps_cache.AppCache = app.state.app_cache
+        apps_listener = Listener(dsn, apps_cache.CHANNEL, cache.notified, on_state=cache.listening)
+        await apps_listener.start()
         await realtime.start(app.state.sessionmaker, url)
-        # The one-command start needs nothing else: a worker runs in-process by default.
+        # The one-command start needs nothing else: a worker runs in-process by default,
+        # on its own thread and loop so that its batches never stall the requests.
         worker = (
-            Worker(
-                dsn,
-                app.state.sessionmaker,
-                settings=settings,
-                retention=RetentionPolicy.of(settings),
-            )
+            WorkerThread(url, settings=settings, retention=RetentionPolicy.of(settings))
             if settings.worker
             else None
         )
-        worker_task = asyncio.create_task(worker.run()) if worker else None
+        if worker is not None:
+            await asyncio.to_thread(worker.start)
+        # Everything loaded so far lives as long as the process: out of the collector's
+        # sight, a full collection no longer walks the whole heap (tens of milliseconds
+        # with the GIL held, in the middle of a fan-out batch or a request).
+        gc.freeze()
         try:
             yield
         finally:
-            if worker is not None and worker_task is not None:
-                worker.stop()
-                try:
-                    await asyncio.wait_for(worker_task, timeout=30)
-                except TimeoutError:
-                    worker_task.cancel()
+            if worker is not None:
+                await worker.stop(grace=30)
             await realtime.stop()
+            await apps_listener.stop()
+            cache.listening(False)
             await engine.dispose()
             if on_shutdown is not None:
                 on_shutdown()
@@ -122,6 +131,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.realtime = realtime
+    # Used only while the lifespan's listener hears app changes (see app/apps/cache.py).
+    app.state.app_cache = apps_cache.AppCache()
     # The admin dependency holds only a digest: replicas share one from the database and
     # may never have seen the token itself (app.runtime.admin_token).
     token = admin_token or (settings.admin_token.get_secret_value() if settings.admin_token else "")

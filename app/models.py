@@ -5,7 +5,7 @@ from app.auth.models import AdminTokenRecord
 from app.categories.models import Category
 from app.db import Base
 from app.devices.models import Device
-from app.inbox.models import Notification
+from app.inbox.models import InboxCounter, Notification
 from app.preferences.models import Preference
 from app.sends.models import IdempotencyKey, NotificationRequest
 from app.topics.models import Topic, TopicSubscription
@@ -18,6 +18,7 @@ __all__ = [
     "Category",
     "Device",
     "IdempotencyKey",
+    "InboxCounter",
     "Notification",
     "NotificationRequest",
     "Preference",

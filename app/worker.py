@@ -7,6 +7,7 @@ fills only the delivery lane's slots, so it never holds up inbox rows."""
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
@@ -17,6 +18,7 @@ from pgqueuer.core.sm import SchedulerManager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings, get_settings
+from app.db import make_engine, make_sessionmaker
 from app.delivery import tasks as delivery_tasks
 from app.delivery.engine import Engine
 from app.retention import tasks as retention_tasks
@@ -160,3 +162,60 @@ class Worker:
         self._stopping.set()
         for qm in list(self._qms):
             qm.shutdown.set()
+
+
+class WorkerThread:
+    """The in-process worker on a thread and event loop of its own, with its own pool.
+
+    A fan-out batch is tens of milliseconds of Python (5,000 rows to route, write and
+    announce). On the server's event loop that stalled every request for as long; on its
+    own loop the interpreter hands the other thread its turn every few milliseconds
+    (sys.getswitchinterval), so requests wait at most that long."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        settings: Settings | None = None,
+        retention: Policy | None = None,
+        pool_size: int = 4,
+    ):
+        self.url = url
+        self.settings = settings
+        self.retention = retention
+        self.pool_size = pool_size
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._worker: Worker | None = None
+        self._thread = threading.Thread(target=self._main, name="herald-worker", daemon=True)
+        self._ready = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(timeout=30)
+
+    def _main(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        engine = make_engine(self.url, pool_size=self.pool_size)
+        try:
+            self._loop = asyncio.get_running_loop()
+            self._worker = Worker(
+                self.url.replace("+asyncpg", "", 1),
+                make_sessionmaker(engine),
+                settings=self.settings,
+                retention=self.retention,
+            )
+            self._ready.set()
+            await self._worker.run()
+        finally:
+            self._ready.set()
+            await engine.dispose()
+
+    async def stop(self, *, grace: float = 30) -> None:
+        """Finish the jobs in flight, then end the thread (waiting in a helper thread)."""
+        if self._loop is not None and self._worker is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._worker.stop)
+        await asyncio.to_thread(self._thread.join, grace)
+        if self._thread.is_alive():
+            log.warning("worker: jobs still running after %.0f s; leaving them to recovery", grace)

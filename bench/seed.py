@@ -154,6 +154,7 @@ async def seed(
         progress(f"seed: {done:,} / {shape.rows:,} notifications ({elapsed:.1f} s)")
     if fast:
         await conn.execute("SET session_replication_role = DEFAULT")
+        await rebuild_counters(conn)  # their triggers were off with the foreign keys'
     for statement in extra_sql:
         progress(f"seed: {statement}")
         await conn.execute(statement)
@@ -183,3 +184,105 @@ async def _without_fk_triggers(conn: asyncpg.Connection) -> bool:
     except asyncpg.InsufficientPrivilegeError:
         return False
     return True
+
+
+# Users whose whole inbox is one size, appended after the shared table: one request per row
+# (a row's request id and user are unique together), seen/clicked like the older shared rows.
+_SIZED = """
+WITH req AS (
+    INSERT INTO notification_requests (id, app_id, payload, recipient_count, created_at)
+    SELECT md5($3 || ':' || g)::uuid, $1::bigint,
+           '{"notification": {"title": "Sized"}, "sendTo": {"recipients": []}}', 1,
+           now() - interval '1 second' * ($4::bigint - g)
+    FROM generate_series(1, $4::bigint) AS g
+    RETURNING id
+)
+INSERT INTO notifications (app_id, user_id, request_id, title, message, url, created_at,
+                           seen_at, clicked_at)
+SELECT $1::bigint, $2::bigint, md5($3 || ':' || g)::uuid,
+       'Invoice #' || g || ' is ready', 'Your invoice #' || g || ' can be downloaded.',
+       'https://shop.example/invoices/' || g,
+       now() - interval '1 second' * ($4::bigint - g),
+       CASE WHEN g < $4::bigint - 20 THEN now() END,
+       CASE WHEN g % 3 = 0 AND g < $4::bigint - 20 THEN now() END
+FROM generate_series(1, $4::bigint) AS g
+ORDER BY g
+"""
+
+
+async def seed_sized(
+    conn: asyncpg.Connection, *, app_id: int, sizes: dict[str, int]
+) -> dict[str, int]:
+    """Create one user per (identifier, rows) with exactly that many inbox rows; return ids."""
+    ids: dict[str, int] = {}
+    await _without_fk_triggers(conn)
+    for identifier, rows in sizes.items():
+        started = time.perf_counter()
+        user_id = await conn.fetchval(
+            "INSERT INTO users (app_id, identifier) VALUES ($1, $2) RETURNING id",
+            app_id,
+            identifier,
+        )
+        await conn.execute(_SIZED, app_id, user_id, identifier, rows)
+        ids[identifier] = user_id
+        seconds = time.perf_counter() - started
+        progress(f"seed: user {identifier} with {rows:,} rows ({seconds:.1f} s)")
+    await conn.execute("SET session_replication_role = DEFAULT")
+    return ids
+
+
+async def seed_topic(
+    conn: asyncpg.Connection, *, app_id: int, identifier: str, subscribers: int
+) -> int:
+    """A topic with `subscribers` fresh users (t1 … tN) subscribed to every channel."""
+    started = time.perf_counter()
+    topic_id = await conn.fetchval(
+        "INSERT INTO topics (app_id, identifier, name) VALUES ($1, $2, $2) RETURNING id",
+        app_id,
+        identifier,
+    )
+    await conn.execute(
+        "INSERT INTO users (app_id, identifier) "
+        "SELECT $1::bigint, 't' || g FROM generate_series(1, $2::bigint) AS g ORDER BY g",
+        app_id,
+        subscribers,
+    )
+    await conn.execute(
+        "INSERT INTO topic_subscriptions (topic_id, user_id) "
+        "SELECT $1::bigint, id FROM users WHERE app_id = $2 AND identifier LIKE 't%' ORDER BY id",
+        topic_id,
+        app_id,
+    )
+    progress(
+        f"seed: topic {identifier} with {subscribers:,} subscribers "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    return int(topic_id)
+
+
+async def rebuild_counters(conn: asyncpg.Connection) -> None:
+    """Recount the per-user inbox counters after seeding with triggers off (when they exist)."""
+    if await conn.fetchval("SELECT to_regclass('inbox_counters')") is None:
+        return
+    started = time.perf_counter()
+    await conn.execute("TRUNCATE inbox_counters")
+    await conn.execute(
+        """
+        INSERT INTO inbox_counters (user_id, total, unseen, unclicked, interacted)
+        SELECT user_id, count(*),
+               count(*) FILTER (WHERE seen_at IS NULL AND clicked_at IS NULL),
+               count(*) FILTER (WHERE clicked_at IS NULL),
+               count(*) FILTER (WHERE interacted_at IS NOT NULL)
+        FROM notifications WHERE deleted_at IS NULL
+        GROUP BY user_id ORDER BY user_id
+        """
+    )
+    progress(f"seed: inbox counters recounted ({time.perf_counter() - started:.1f} s)")
+
+
+async def finish(conn: asyncpg.Connection) -> None:
+    """VACUUM (ANALYZE) and CHECKPOINT, so measurements start from a settled database."""
+    progress("seed: VACUUM (ANALYZE)")
+    await conn.execute("VACUUM (ANALYZE)")
+    with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+        await conn.execute("CHECKPOINT")

@@ -81,26 +81,26 @@ def test_ready_reports_an_invalid_index_and_migrate_rebuilds_it(
     scratch: str, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert ready(settings, scratch).status_code == 200
-    _flag_invalid(scratch, "ix_notifications_user")
+    _flag_invalid(scratch, "ix_notifications_created_at")
     # And the copy a REINDEX CONCURRENTLY that died would have left beside it.
-    sql(scratch, "CREATE INDEX ix_notifications_user_ccnew ON notifications (user_id)")
-    _flag_invalid(scratch, "ix_notifications_user_ccnew")
+    sql(scratch, "CREATE INDEX ix_notifications_created_at_ccnew ON notifications (user_id)")
+    _flag_invalid(scratch, "ix_notifications_created_at_ccnew")
 
     answer = ready(settings, scratch)
     assert answer.status_code == 503
     assert answer.json()["message"] == (
-        "INVALID index: ix_notifications_user, ix_notifications_user_ccnew; "
+        "INVALID index: ix_notifications_created_at, ix_notifications_created_at_ccnew; "
         "run `herald migrate` to rebuild it"
     )
 
     caplog.set_level("INFO", logger="herald.migrate")
     migrate(scratch)  # what `herald migrate` and `herald serve` run
     indexes = validity(scratch)
-    assert indexes["ix_notifications_user"] is True
-    assert "ix_notifications_user_ccnew" not in indexes
+    assert indexes["ix_notifications_created_at"] is True
+    assert "ix_notifications_created_at_ccnew" not in indexes
     assert all(indexes.values())
     said = [r.getMessage() for r in caplog.records if r.name == "herald.migrate"]
-    assert any("ix_notifications_user is INVALID" in line for line in said), said
+    assert any("ix_notifications_created_at is INVALID" in line for line in said), said
     assert ready(settings, scratch).status_code == 200
 
 

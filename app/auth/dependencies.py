@@ -9,7 +9,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apps import repository as apps_repository
+from app.apps.cache import AppCache
 from app.apps.credentials import accepts_secret
+from app.apps.models import App
 from app.auth import admin_token, tokens
 from app.auth.principal import Principal, UserPrincipal, Via
 from app.db import SessionDep
@@ -103,13 +105,30 @@ async def credentials(
     )
 
 
-async def authenticate(session: AsyncSession, creds: Credentials) -> Principal:
+async def _app_by_key(session: AsyncSession, api_key: str, apps: AppCache | None) -> App | None:
+    if apps is None:
+        return await apps_repository.by_key(session, api_key)
+    cached = apps.get(api_key)
+    if cached is not None:
+        return cached
+    epoch = apps.epoch()
+    app = await apps_repository.by_key(session, api_key)
+    if app is not None:
+        # Out of the session, so its rollback or close cannot expire what other requests read.
+        session.expunge(app)
+        apps.put(api_key, app, epoch)
+    return app
+
+
+async def authenticate(
+    session: AsyncSession, creds: Credentials, *, apps: AppCache | None = None
+) -> Principal:
     """Resolve credentials to a principal, or raise 401."""
     if creds.token is not None:
-        return await _from_token(session, creds)
+        return await _from_token(session, creds, apps)
     if creds.api_key is None:
         raise Unauthorized(NO_AUTH)
-    app = await apps_repository.by_key(session, creds.api_key)
+    app = await _app_by_key(session, creds.api_key, apps)
     if app is None:
         raise Unauthorized("Invalid API key")
     if creds.api_secret is not None:
@@ -133,12 +152,14 @@ async def authenticate(session: AsyncSession, creds: Credentials) -> Principal:
     return Principal(app=app, via=Via.USER_ID, user_identifier=user_id)
 
 
-async def _from_token(session: AsyncSession, creds: Credentials) -> Principal:
+async def _from_token(
+    session: AsyncSession, creds: Credentials, apps: AppCache | None
+) -> Principal:
     assert creds.token is not None
     api_key = tokens.unverified_api_key(creds.token)
     if creds.api_key is not None and not same(creds.api_key, api_key):
         raise Unauthorized("The token's apiKey does not match X-ENGAGESPOT-API-KEY")
-    app = await apps_repository.by_key(session, api_key)
+    app = await _app_by_key(session, api_key, apps)
     if app is None:
         raise Unauthorized("Invalid user token: unknown apiKey")
     if not app.signing_public_key:
@@ -156,12 +177,21 @@ def _identifier(value: str | None) -> str | None:
 CredentialsDep = Annotated[Credentials, Depends(credentials)]
 
 
-async def any_caller(session: SessionDep, creds: CredentialsDep) -> Principal:
-    return await authenticate(session, creds)
+# async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
+async def _app_cache(request: Request) -> AppCache | None:
+    apps: AppCache | None = getattr(request.app.state, "app_cache", None)
+    return apps
 
 
-async def backend(session: SessionDep, creds: CredentialsDep) -> Principal:
-    principal = await authenticate(session, creds)
+AppCacheDep = Annotated[AppCache | None, Depends(_app_cache)]
+
+
+async def any_caller(session: SessionDep, creds: CredentialsDep, apps: AppCacheDep) -> Principal:
+    return await authenticate(session, creds, apps=apps)
+
+
+async def backend(session: SessionDep, creds: CredentialsDep, apps: AppCacheDep) -> Principal:
+    principal = await authenticate(session, creds, apps=apps)
     if not principal.is_backend:
         raise Unauthorized(
             "This route needs the app's credentials: X-ENGAGESPOT-API-KEY and "
@@ -170,9 +200,11 @@ async def backend(session: SessionDep, creds: CredentialsDep) -> Principal:
     return principal
 
 
-async def inbox_actor(request: Request, session: SessionDep, creds: CredentialsDep) -> Principal:
+async def inbox_actor(
+    request: Request, session: SessionDep, creds: CredentialsDep, apps: AppCacheDep
+) -> Principal:
     """A user, or a backend acting on any notification of its app (as @engagespot/node does)."""
-    principal = await authenticate(session, creds)
+    principal = await authenticate(session, creds, apps=apps)
     if principal.is_backend and principal.user_identifier is None:
         hinted = present(request.query_params.get("userIdentifier"))
         if hinted is not None:

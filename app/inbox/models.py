@@ -41,8 +41,14 @@ class Notification(Base):
             text("id DESC"),
             postgresql_where=text("deleted_at IS NULL"),
         ),
-        # totalCount: with deduplication one key per user is tiny next to the composites.
-        Index("ix_notifications_user", "user_id", postgresql_where=text("deleted_at IS NULL")),
+        # The tenantIdentifier filter: only rows that carry a tenant pay for this index.
+        Index(
+            "ix_notifications_inbox_tenant",
+            "user_id",
+            "tenant_identifier",
+            text("id DESC"),
+            postgresql_where=text("deleted_at IS NULL AND tenant_identifier IS NOT NULL"),
+        ),
         # The badge: a small partial index holding only what is still unseen.
         Index(
             "ix_notifications_unseen",
@@ -76,3 +82,24 @@ class Notification(Base):
     clicked_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
     interacted_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+
+
+class InboxCounter(Base):
+    """One user's inbox counts, kept exact by triggers on `notifications` (migration 0004).
+
+    Every statement that inserts, updates or deletes inbox rows adjusts these in its own
+    transaction, so the inbox page reads its counts in one lookup whatever the inbox size.
+    Rows with `deleted_at` set are in no count."""
+
+    __tablename__ = "inbox_counters"
+    __table_args__ = ({"postgresql_with": {"fillfactor": "50"}},)
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    total: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # Neither seen nor clicked: the badge (`unreadCount`).
+    unseen: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # Not clicked: `filter=unread` (and `filter=read` is total - unclicked).
+    unclicked: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    interacted: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))

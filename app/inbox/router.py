@@ -5,7 +5,7 @@ from fastapi.responses import JSONResponse
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from app.auth.dependencies import InboxActor, InboxUser
-from app.db import SessionDep
+from app.db import ReadSessionDep, SessionDep
 from app.inbox import service
 from app.inbox.legacy import legacy_item, reads_item_under_data
 from app.inbox.schemas import Done, InboxFilter, InboxPage, NotificationRead, StateChange
@@ -33,7 +33,7 @@ Optional255 = Annotated[str | None, Query(max_length=255)]
 
 @router.get("/notifications", response_model=InboxPage)
 async def list_notifications(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: InboxUser,
     page_no: PageNo = 1,
     limit: Limit = 15,

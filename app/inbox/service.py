@@ -47,6 +47,14 @@ async def deliver(
     return len(written)
 
 
+def _empty(page_no: int, limit: int) -> InboxPage:
+    return InboxPage(
+        unreadCount=0,
+        pagination=Pagination(totalCount=0, pageNo=page_no, limit=limit, totalPages=0),
+        data=[],
+    )
+
+
 async def page(
     session: AsyncSession,
     *,
@@ -58,40 +66,61 @@ async def page(
     category: str | None,
     tenant: str | None,
 ) -> InboxPage:
-    empty = InboxPage(
-        unreadCount=0,
-        pagination=Pagination(totalCount=0, pageNo=page_no, limit=limit, totalPages=0),
-        data=[],
-    )
-    user_id = await users_repository.id_of(session, app_id, identifier)
-    if user_id is None:
-        return empty
+    """One inbox page with its counts.
+
+    Without a category or tenant filter the counts come from the user's counters and the
+    whole page is one statement. A category or tenant narrows to rows no counter tracks:
+    then both counts are exact index scans over the user's rows in that category or tenant
+    (ix_notifications_inbox_category, ix_notifications_inbox_tenant), which cost what that
+    slice holds."""
+    offset = (page_no - 1) * limit
     # An empty filter value (`?tenantIdentifier=`) means no filter, as for `category`.
     tenant = tenant or None
-    category_id: int | None = None
-    if category:
-        found = await categories_repository.by_identifier(session, app_id, category)
+    if not category and tenant is None:
+        found = await repository.listing(
+            session,
+            app_id=app_id,
+            identifier=identifier,
+            state_filter=state_filter,
+            offset=offset,
+            limit=limit,
+        )
         if found is None:
-            return empty
-        category_id = found.id
-    scope = repository.inbox(user_id, category_id=category_id, tenant=tenant)
-    listed = repository.inbox(
-        user_id, category_id=category_id, tenant=tenant, state_filter=state_filter
-    )
-    total = await repository.count(session, listed)
-    unread = await repository.count(session, [*scope, *repository.unseen()])
-    rows = await repository.page(session, listed, offset=(page_no - 1) * limit, limit=limit)
-    return InboxPage(
+            return _empty(page_no, limit)
+        total, unread, items = (
+            found.counts.listed(state_filter),
+            found.counts.unseen,
+            found.items,
+        )
+    else:
+        user_id = await users_repository.id_of(session, app_id, identifier)
+        if user_id is None:
+            return _empty(page_no, limit)
+        category_id: int | None = None
+        if category:
+            in_category = await categories_repository.by_identifier(session, app_id, category)
+            if in_category is None:
+                return _empty(page_no, limit)
+            category_id = in_category.id
+        scope = repository.inbox(user_id, category_id=category_id, tenant=tenant)
+        listed = repository.inbox(
+            user_id, category_id=category_id, tenant=tenant, state_filter=state_filter
+        )
+        total = await repository.count(session, listed)
+        unread = await repository.count(session, [*scope, *repository.unseen()])
+        items = await repository.page_items(session, listed, offset=offset, limit=limit)
+    return InboxPage.model_construct(
         unreadCount=unread,
-        pagination=Pagination(
+        pagination=Pagination.model_construct(
             totalCount=total, pageNo=page_no, limit=limit, totalPages=-(-total // limit)
         ),
-        data=[NotificationRead.of(n, c) for n, c in rows],
+        data=[NotificationRead.of_row(row) for row in items],
     )
 
 
 async def unread_count(session: AsyncSession, *, user_id: int) -> int:
-    return await repository.count(session, [*repository.inbox(user_id), *repository.unseen()])
+    """The badge: the user's items neither seen nor clicked (a counter lookup)."""
+    return (await repository.counts(session, user_id)).unseen
 
 
 async def read_one(

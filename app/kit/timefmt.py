@@ -11,6 +11,5 @@ def iso(value: datetime | None) -> str | None:
     """Render `2024-01-28T10:37:18.302Z` (millisecond precision, Z suffix), as the SDKs expect."""
     if value is None:
         return None
-    return (
-        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    )
+    # isoformat is C; strftime plus formatting took twice as long, 45 times per inbox page.
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"

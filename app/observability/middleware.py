@@ -59,7 +59,10 @@ class RouteProbe:
             await self.app(scope, receive, send)
         finally:
             seen = scope.get(_SEEN)
-            path = getattr(scope.get("route"), "path", None)
+            # path_format: the template without convertors (`{notification_id}`, not
+            # `{notification_id:item}`).
+            route = scope.get("route")
+            path = getattr(route, "path_format", None) or getattr(route, "path", None)
             if seen is not None and isinstance(path, str):
                 seen.route = template(scope["path"], path)
 

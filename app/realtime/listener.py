@@ -9,6 +9,9 @@ import asyncpg
 
 log = logging.getLogger("herald.realtime")
 MAX_BATCH = 500
+# A fan-out batch announces 5,000 rows in ~17 payloads of 300; handing them over a few at a
+# time, with a turn for the requests in between, keeps each step of the loop short.
+MAX_BATCH_BYTES = 16_384
 
 
 class Listener:
@@ -26,11 +29,15 @@ class Listener:
         handler: Callable[[list[str]], Awaitable[None]],
         *,
         health_every: float = 5.0,
+        on_state: Callable[[bool], None] | None = None,
     ):
         self.dsn = dsn
         self.channel = channel
         self.handler = handler
         self.health_every = health_every
+        # Told True once LISTEN is in place, False when the connection is lost: a consumer
+        # that must not miss an event (a cache) knows when to stop trusting what it holds.
+        self.on_state = on_state
         self.listening = asyncio.Event()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -65,6 +72,8 @@ class Listener:
                 )
                 await conn.add_listener(self.channel, self._on_notify)
                 self.listening.set()
+                if self.on_state is not None:
+                    self.on_state(True)
                 backoff = 0.2
                 log.info("realtime: listening on %s", self.channel)
                 while not conn.is_closed():
@@ -76,6 +85,8 @@ class Listener:
                 log.warning("realtime: LISTEN connection lost (%s); reconnecting", exc)
             finally:
                 self.listening.clear()
+                if self.on_state is not None:
+                    self.on_state(False)
                 if conn is not None and not conn.is_closed():
                     conn.terminate()
             await asyncio.sleep(backoff)
@@ -84,11 +95,14 @@ class Listener:
     async def _consume(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
+            size = len(batch[0])
+            while len(batch) < MAX_BATCH and size < MAX_BATCH_BYTES and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+                size += len(batch[-1])
             try:
                 await self.handler(batch)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("realtime: failed to dispatch %d events", len(batch))
+            await asyncio.sleep(0)

@@ -18,15 +18,6 @@ FINAL = ("done", "cancelled", "failed")
 LOCK_KEY = 0x6865_7261_6C64_7072
 
 _NOW_MINUS = text("SELECT now() - CAST(:span AS interval)")
-_OLD_INBOX_ROWS = text(
-    """
-    SELECT id FROM notifications
-     WHERE created_at < :before
-     ORDER BY created_at
-     LIMIT :limit
-       FOR UPDATE SKIP LOCKED
-    """
-)
 _ROWS_OF_REQUESTS = text(
     """
     SELECT id FROM notifications
@@ -93,11 +84,6 @@ async def ago(session: AsyncSession, span: timedelta) -> datetime:
     return cut
 
 
-async def old_inbox_rows(session: AsyncSession, *, before: datetime, limit: int) -> list[int]:
-    result = await session.execute(_OLD_INBOX_ROWS, {"before": before, "limit": limit})
-    return [i for (i,) in result]
-
-
 async def rows_of_requests(
     session: AsyncSession, requests: Sequence[uuid.UUID], *, limit: int
 ) -> list[int]:
@@ -106,10 +92,7 @@ async def rows_of_requests(
 
 
 async def delete_notifications(session: AsyncSession, ids: Sequence[int]) -> int:
-    """Delete inbox rows by id.
-
-    Every inbox row a purge removes goes through here: state kept per user (such as
-    counters) is maintained here too."""
+    """Delete inbox rows by id (the per-user counters follow by trigger)."""
     return await _count(session, _DELETE_NOTIFICATIONS, {"ids": ids})
 
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.inbox import repository as inbox_repository
 from app.retention import repository
 from app.sends.idempotency import TTL as IDEMPOTENCY_TTL
 
@@ -138,10 +139,11 @@ class _Run:
     async def _inbox(self, before: datetime) -> None:
         while not self.stopping():
             async with self._transaction() as session:
-                ids = await repository.old_inbox_rows(session, before=before, limit=self.batch)
-                deleted = await repository.delete_notifications(session, ids) if ids else 0
+                deleted = await inbox_repository.purge(
+                    session, created_before=before, limit=self.batch
+                )
             self._add("notifications", deleted)
-            if len(ids) < self.batch:
+            if deleted < self.batch:
                 return
 
     async def _requests(self, before: datetime) -> None:

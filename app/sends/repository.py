@@ -1,10 +1,11 @@
 """SQL for send requests and idempotency keys; every lookup is scoped to one app."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import cast, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.sends.models import IdempotencyKey, NotificationRequest, SendStatus
@@ -170,3 +171,41 @@ async def remember_key(
         .where(IdempotencyKey.app_id == app_id, IdempotencyKey.key == key)
         .values(request_id=request_id)
     )
+
+
+async def copy_imported(
+    session: AsyncSession, *, app_id: int, requests: Sequence[tuple[uuid.UUID, int, datetime]]
+) -> None:
+    """Bulk-load finished send requests for imported history: (id, recipients, created_at)."""
+    if not requests:
+        return
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        "notification_requests",
+        records=[(rid, app_id, _IMPORTED, n, "done", at, at) for rid, n, at in requests],
+        columns=[
+            "id",
+            "app_id",
+            "payload",
+            "recipient_count",
+            "status",
+            "created_at",
+            "updated_at",
+        ],
+    )
+
+
+_IMPORTED = '{"imported": true}'
+
+
+async def apps_of(session: AsyncSession, request_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """request id -> app id, for those of `request_ids` that exist."""
+    if not request_ids:
+        return {}
+    rows = await session.execute(
+        select(NotificationRequest.id, NotificationRequest.app_id).where(
+            NotificationRequest.id == func.any(cast(list(request_ids), ARRAY(UUID(as_uuid=True))))
+        )
+    )
+    return {request_id: app_id for request_id, app_id in rows}

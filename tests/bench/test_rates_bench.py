@@ -1,4 +1,4 @@
-"""bench/wrk.py end to end at --quick sizes: wrk drives a real server and both rates come back."""
+"""bench/rates.py end to end at --quick sizes: wrk drives a real server and both rates come back."""
 
 import re
 import shutil
@@ -19,7 +19,7 @@ RESULT = re.compile(
 def test_wrk_bench_quick(server_url: str) -> None:
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (apt-get install wrk)")
-    run = run_quick("bench.wrk", server_url, "herald_bench_wrk")
+    run = run_quick("bench.rates", server_url, "herald_bench_rates")
     found = RESULT.search(run.stdout)
     assert found is not None, run.stdout
     numbers = {k: float(v) for k, v in found.groupdict().items()}
