@@ -68,4 +68,8 @@ def fault_of(exc: BaseException) -> Fault | None:
         state = getattr(e, "sqlstate", None)
         if isinstance(state, str) and (state.startswith("53") or state in _BUSY_STATES):
             return Fault.BUSY
+        # A migration changed a table under a connection's cached prepared statement: the
+        # statement fails once (its cache is then cleared) and a retry succeeds.
+        if isinstance(e, asyncpg.InvalidCachedStatementError):
+            return Fault.BUSY
     return None

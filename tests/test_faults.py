@@ -224,3 +224,30 @@ async def test_a_connection_lost_during_commit_answers_503_and_a_retry_with_its_
     finally:
         await conn.close()
     assert await _requests(scratch, creds.id) == [(retried.json()["requestId"], 1)]
+
+
+async def test_a_statement_a_migration_invalidated_is_busy(database_url: str) -> None:
+    """DDL under a pooled connection's cached prepared statement fails that statement once:
+    a 503 to retry, not a 500."""
+    engine = make_engine(database_url, pool_size=1)
+    other = make_engine(database_url, pool_size=1)
+    table = f"faults_cached_{os.getpid()}"
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"CREATE TABLE {table} (a int)"))
+            await conn.execute(text(f"INSERT INTO {table} VALUES (1)"))
+        query = text(f"SELECT * FROM {table}")
+        async with engine.connect() as conn:
+            await conn.execute(query)  # prepared and cached on the pooled connection
+        async with other.begin() as conn:
+            await conn.execute(text(f"ALTER TABLE {table} ADD COLUMN b int"))
+        failure = await _failure(engine, f"SELECT * FROM {table}")
+        assert failure is not None
+        assert fault_of(failure) is Fault.BUSY
+        async with engine.connect() as conn:  # the retry succeeds
+            assert (await conn.execute(query)).all() == [(1, None)]
+    finally:
+        async with other.begin() as conn:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        await engine.dispose()
+        await other.dispose()
