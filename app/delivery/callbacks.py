@@ -146,9 +146,8 @@ async def _apply(
     target = MOVES.get(status)
     current = RANK.get(delivery.status)
     moves = target is not None and current is not None and RANK[target] > current
-    outcome = f"callback: {status[:32]}"
-    if not moves:
-        outcome += f" (kept {delivery.status.value})"
+    reported = f"callback: {status[:32]}"
+    outcome = reported if moves else f"{reported} (kept {delivery.status.value})"
     entry = {
         "at": iso(utcnow()),
         "provider": provider.provider,
@@ -156,7 +155,10 @@ async def _apply(
         "outcome": outcome,
         "error": error,
     }
-    if any(e.get("outcome") == outcome and e.get("error") == error for e in delivery.log):
+    if any(
+        str(e.get("outcome", "")).partition(" (")[0] == reported and e.get("error") == error
+        for e in delivery.log
+    ):
         return "repeated callback: nothing to do"  # a replay of one already recorded
     delivery.log = [*delivery.log, {k: v for k, v in entry.items() if v is not None}]
     delivery.updated_at = utcnow()
