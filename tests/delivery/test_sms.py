@@ -199,6 +199,26 @@ async def test_an_undelivered_callback_says_why(
     assert [e["outcome"] for e in again["log"]] == ["sent", "callback: undelivered"]
 
 
+async def test_a_21610_in_a_callback_opts_the_number_out_too(
+    api: httpx.AsyncClient, peer: SmsPeer, sms_worker: Callable[..., Worker]
+) -> None:
+    """With a Messaging Service, Twilio may accept the message and report the opt-out later."""
+    creds, _ = await sms_app(api, "sms", ("twilio_sms", TWILIO))
+    sms_worker()
+    number = "+14155550116"
+    first = await send(api, creds, text_to(("ann", number)))
+    await until(api, creds, first, {"sent"})
+    message = one(peer.twilio_to(number))
+    answers = peer.callback(message, ["failed"], ErrorCode="21610", ErrorMessage="Unsubscribed")
+    assert await called(answers) == [204]
+    [delivery] = await until(api, creds, first, {"undelivered"})
+    assert delivery["lastError"] == "Twilio 21610: Unsubscribed (number marked opted out of sms)"
+    second = await send(api, creds, text_to(("ann", number)))
+    [skipped] = await until(api, creds, second, {"skipped"})
+    assert "opted out of sms" in skipped["lastError"]
+    assert len(peer.twilio_to(number)) == 1
+
+
 def answers_again(peer: SmsPeer, message: Message) -> Any:
     return peer.callback(
         message, ["undelivered"], ErrorCode="30003", ErrorMessage="Unreachable destination"
