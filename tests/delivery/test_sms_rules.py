@@ -13,6 +13,7 @@ from app.config import Settings
 from app.delivery import addresses, callbacks, catalogue, opt_outs, targets
 from app.delivery.channels import twilio
 from app.delivery.models import Delivery
+from app.errors import BadRequest
 from app.users import repository as users_repository
 from tests.delivery.conftest import ADMIN, add_provider, new_app
 from tests.delivery.sms_peer import FROM, SID, TOKEN
@@ -161,5 +162,54 @@ async def test_without_a_public_url_the_request_url_is_checked(api: httpx.AsyncC
     assert answer.json()["message"] == "No delivery of this provider has this MessageSid"
     forged = await api.post(url, data=params, headers={"X-Twilio-Signature": "x" + signature})
     assert forged.status_code == 403
+    listed = await api.get(f"/admin/apps/{creds.id}/deliveries", headers=ADMIN)
+    assert listed.json()["data"] == []
+
+
+async def test_malformed_callbacks_are_4xx_and_change_nothing(api: httpx.AsyncClient) -> None:
+    """The sweep of tests/test_malformed.py cannot sign; this one can: malformed forms,
+    signed or not, get a 4xx in the error shape and leave the delivery log empty."""
+    creds = await new_app(api, ["inApp", "sms"])
+    provider = await add_provider(
+        api,
+        creds,
+        "sms",
+        {
+            "provider": "twilio_sms",
+            "config": {
+                "TWILIO_ACCOUNT_SID": SID,
+                "TWILIO_AUTH_TOKEN": TOKEN,
+                "TWILIO_FROM_NUMBER": FROM,
+            },
+        },
+    )
+    url = f"http://herald.test/v3/providers/{provider['id']}/callback"
+    bodies = {
+        "empty": b"",
+        "no status": b"MessageSid=SM1",
+        "no sid": b"MessageStatus=delivered",
+        "non-UTF-8": b"MessageSid=%FF%FE&MessageStatus=delivered\xff",
+        "NUL": b"MessageSid=SM%00&MessageStatus=deli%00vered",
+        "JSON": b'{"MessageSid": "SM1", "MessageStatus": "delivered"}',
+        "201 fields": "&".join(f"f{i}=v" for i in range(201)).encode(),
+        "huge ErrorCode": b"MessageSid=SM1&MessageStatus=undelivered&ErrorCode=" + b"9" * 5000,
+        "inbound from nowhere": b"SmsStatus=received&From=%00&Body=STOP",
+    }
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for label, body in bodies.items():
+        try:
+            params = callbacks.form_fields(body)
+        except BadRequest:  # more fields than a callback has: refused before the signature
+            params = []
+        for signed in (False, True):
+            signature = twilio.signature(TOKEN, url, params) if signed else "bogus"
+            answer = await api.post(
+                url, content=body, headers={**form, "X-Twilio-Signature": signature}
+            )
+            if label == "inbound from nowhere" and signed:
+                assert answer.status_code == 204, answer.text  # ignored, nothing to do
+                continue
+            assert 400 <= answer.status_code < 500, (label, signed, answer.text)
+            assert answer.json()["status"] == "error", (label, signed)
     listed = await api.get(f"/admin/apps/{creds.id}/deliveries", headers=ADMIN)
     assert listed.json()["data"] == []
