@@ -17,6 +17,7 @@ ENV_PREFIX = "HERALD_"
 # Settings whose value is never echoed in an error message.
 SECRET_SETTINGS = frozenset({"admin_token", "database_url"})
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+_HTTP_URL = re.compile(r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 Positive = Annotated[int, Field(ge=1)]
 
@@ -88,6 +89,14 @@ class Settings(BaseSettings):
     # Diagnosis: log every event-loop step longer than this (asyncio debug mode; slower).
     slow_callback_ms: float | None = None
 
+    # SMS and WhatsApp (app/delivery/channels/twilio.py, sms_apis.py) and delivery callbacks.
+    twilio_base_url: str = "https://api.twilio.com"
+    plivo_base_url: str = "https://api.plivo.com"
+    textlocal_base_url: str = "https://api.textlocal.in"
+    # The URL providers reach this Herald at (https://herald.example.com): Twilio is asked to
+    # report delivery to <public_url>/v3/providers/{id}/callback, and signs that URL.
+    public_url: str | None = None
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -143,6 +152,21 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"must be at least 32 characters (it has {len(value.get_secret_value())})"
             )
+        return value
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _empty_public_url(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("twilio_base_url", "plivo_base_url", "textlocal_base_url", "public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not _HTTP_URL.match(value):
+            raise ValueError("must be an http(s) URL without a query, e.g. https://host.example")
         return value
 
     @field_validator("database_url")

@@ -40,6 +40,10 @@ class Unauthorized(AppError):
     status_code = 401
 
 
+class Forbidden(AppError):
+    status_code = 403
+
+
 class NotFound(AppError):
     status_code = 404
 
@@ -73,6 +77,7 @@ class ErrorBody(BaseModel):
 REASONS = {
     400: "The request is invalid: a parameter, the body, or its JSON",
     401: "The credentials are missing or wrong",
+    403: "Refused: the request's signature is missing or wrong, or it may not do this",
     404: "Not found",
     409: "Conflict with the current state",
     413: "The request body or headers are too large",

@@ -18,6 +18,7 @@ from app.categories.router import router as categories_router
 from app.config import Settings, get_settings
 from app.console import router as console
 from app.db import make_engine, make_sessionmaker
+from app.delivery.callback_router import router as callbacks_router
 from app.delivery.router import router as admin_delivery_router
 from app.devices.router import router as devices_router
 from app.edge import Edge
@@ -154,6 +155,7 @@ def create_app(
         sdk_router,
         devices_router,
         topics_router,
+        callbacks_router,
     ):
         v3.include_router(router)
     # @engagespot/node sends cancel-run to `<baseUrl>/workflows/…`, i.e. under /v3 too.

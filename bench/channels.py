@@ -4,6 +4,7 @@ before and after the channels change, all in one run.
 
     python -m bench.channels            # 2,000 e-mails, 2,000 webhooks, 3 rounds of 600 sends
     python -m bench.channels --quick    # a smoke run in a few seconds
+    python -m bench.channels --sms      # SMS through a Twilio-shaped peer, webhooks as baseline
 
 Runs on a PostgreSQL server (--database-url, default the local one on 127.0.0.1:5432) in
 fresh databases. Peers run in this process's threads: an aiosmtpd SMTP server (plain SMTP, no
@@ -17,6 +18,7 @@ bench/RESULTS.md (not for --quick unless --results is given)."""
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import os
 import platform
@@ -424,6 +426,162 @@ def render(args: argparse.Namespace, out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- SMS (--sms) ---------------------------------------------------------------------------
+
+
+class TwilioReceiver(Receiver):
+    """A Twilio-shaped Messages API: checks HTTP Basic and the form, answers 201 with a sid."""
+
+    SID, TOKEN = "AC" + "0" * 32, "bench-twilio-token"
+
+    async def _hit(self, request: Request) -> Response:
+        body = (await request.body()).decode()
+        expected = "Basic " + base64.b64encode(f"{self.SID}:{self.TOKEN}".encode()).decode()
+        if request.headers.get("authorization") != expected or "To=%2B" not in body:
+            return Response('{"code": 20003, "message": "Authenticate"}', status_code=401)
+        self.count += 1
+        return Response(f'{{"sid": "SM{self.count:032d}", "status": "queued"}}', status_code=201)
+
+
+async def seed_phone_users(dsn: str, app_id: int, n: int, hook_url: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO users (app_id, identifier, profile)
+            SELECT $1, 'u' || i, jsonb_build_object(
+                'phoneNumber', '+1415' || lpad(i::text, 7, '0'), 'webhookUrl', $2::text)
+            FROM generate_series(0, $3 - 1) AS i
+            """,
+            app_id,
+            hook_url,
+            n,
+        )
+    finally:
+        await conn.close()
+
+
+def counter(peer: Receiver) -> Callable[[], int]:
+    return lambda: peer.count
+
+
+async def sms_main_async(args: argparse.Namespace) -> dict[str, Any]:
+    """SMS/s through the worker against the Twilio-shaped peer, with the inbox p99 while they
+    go out; signed webhooks through the same worker and HTTP pool are the baseline (the SMS
+    path adds the hand-over mark: one more short transaction per message)."""
+    server = asyncpg_url(args.database_url)
+    db_url = await recreate(server, args.database_name)
+    twilio, hooks = TwilioReceiver(), Receiver()
+    env = {
+        "HERALD_ALLOW_PRIVATE_TARGETS": "true",
+        "HERALD_SECRET_KEY": secrets.token_urlsafe(40),
+        "HERALD_TWILIO_BASE_URL": f"http://127.0.0.1:{twilio.port}",
+    }
+    out: dict[str, Any] = {"load_start": loadavg()}
+    try:
+        with herald(db_url, admin_token=ADMIN, extra_env=env) as (base, _):
+            async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+                app = await app_with(client, ["inApp", "sms", "webhook"])
+                headers = {"Authorization": f"Bearer {ADMIN}"}
+                for channel, body in (
+                    (
+                        "sms",
+                        {
+                            "provider": "twilio_sms",
+                            "config": {
+                                "TWILIO_ACCOUNT_SID": TwilioReceiver.SID,
+                                "TWILIO_AUTH_TOKEN": TwilioReceiver.TOKEN,
+                                "TWILIO_FROM_NUMBER": "+15005550006",
+                            },
+                        },
+                    ),
+                    ("webhook", {"provider": "default_webhook", "config": {"SIGNING_KEY": "k"}}),
+                ):
+                    r = await client.post(
+                        f"/admin/apps/{app['id']}/channels/{channel}/providers",
+                        json=body,
+                        headers=headers,
+                    )
+                    r.raise_for_status()
+                r = await client.post(
+                    "/v3/notifications",
+                    json={"notification": {"title": "seed"}, "sendTo": {"recipients": ["reader"]}},
+                    headers=backend(app),
+                )
+                r.raise_for_status()
+            dsn = plain(db_url)
+            await seed_phone_users(
+                dsn, int(app["id"]), args.deliveries, f"http://127.0.0.1:{hooks.port}/hook"
+            )
+            per_send = min(100, args.deliveries)
+            progress("inbox reads, idle")
+            idle = await inbox_reads(base, app, args.read_seconds, 4)
+            measured: dict[str, tuple[float, list[float]]] = {}
+            for channel, peer in (("webhook", hooks), ("sms", twilio)):
+                progress(f"{channel} through the worker, with inbox reads")
+                reads = asyncio.create_task(inbox_reads(base, app, args.read_seconds, 4))
+                seconds = await deliver(
+                    base,
+                    dsn,
+                    app,
+                    channel=channel,
+                    n=args.deliveries,
+                    per_send=per_send,
+                    done=counter(peer),
+                )
+                measured[channel] = (args.deliveries / seconds, await reads)
+    finally:
+        twilio.stop()
+        hooks.stop()
+        await drop(server, args.database_name)
+    out.update(
+        sms_per_s=measured["sms"][0],
+        webhooks_per_s=measured["webhook"][0],
+        idle_p99=pct(idle, 0.99),
+        idle_n=len(idle),
+        sms_p99=pct(measured["sms"][1], 0.99),
+        sms_reads=len(measured["sms"][1]),
+        hooks_p99=pct(measured["webhook"][1], 0.99),
+    )
+    out["load_end"] = loadavg()
+    return out
+
+
+def render_sms(args: argparse.Namespace, out: dict[str, Any]) -> str:
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    machine = f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+    load = f"load average {' '.join(out['load_start'])} at start, {' '.join(out['load_end'])}"
+    n = args.deliveries
+    return "\n".join(
+        [
+            f"## Channels, SMS: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "",
+            f"- Machine: {machine}, Python {platform.python_version()}; {load} at end "
+            "(other engineers' jobs shared this machine)",
+            f"- Command: `python -m bench.channels {shlex.join(sys.argv[1:])}`; Herald {head}",
+            "- Peers in the bench process (uvicorn, plain HTTP): a Twilio-shaped Messages API "
+            "(Basic auth, 201 with a sid) and a webhook receiver; one `herald serve` with its "
+            "in-process worker (16 delivery slots, 8 per provider)",
+            "",
+            "| what | result |",
+            "|---|---|",
+            f"| SMS through the worker ({n}, sends of {min(100, n)}, Twilio-shaped peer) | "
+            f"**{out['sms_per_s']:.0f}/s**; {out['sms_per_s'] / out['webhooks_per_s']:.2f}x "
+            "the webhook rate |",
+            f"| signed webhooks through the worker ({n}), baseline | "
+            f"{out['webhooks_per_s']:.0f}/s |",
+            f"| inbox page p99, idle (4 readers) | {out['idle_p99']:.1f} ms "
+            f"({out['idle_n']} reads) |",
+            f"| inbox page p99 while the SMS go out | {out['sms_p99']:.1f} ms "
+            f"({out['sms_reads']} reads); {out['sms_p99'] / out['idle_p99']:.2f}x idle "
+            f"(webhooks: {out['hooks_p99']:.1f} ms) |",
+            "",
+        ]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -437,6 +595,7 @@ def main() -> None:
     parser.add_argument("--read-seconds", type=float, default=8)
     parser.add_argument("--database-name", default="herald_bench_channels")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sms", action="store_true", help="measure SMS (see sms_main_async)")
     parser.add_argument(
         "--results",
         type=Path,
@@ -445,6 +604,20 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.deliveries, args.sends, args.rounds, args.read_seconds = 50, 50, 1, 1
+    if args.sms:
+        sms_out = asyncio.run(sms_main_async(args))
+        text = render_sms(args, sms_out)
+        print(text)
+        print(
+            f"RESULT sms_per_s={sms_out['sms_per_s']:.0f} "
+            f"webhooks_per_s={sms_out['webhooks_per_s']:.0f} "
+            f"inbox_p99_idle_ms={sms_out['idle_p99']:.1f} "
+            f"inbox_p99_sms_ms={sms_out['sms_p99']:.1f}"
+        )
+        if args.results or not args.quick:
+            with (args.results or RESULTS).open("a") as fh:
+                fh.write("\n" + text)
+        return
     out = asyncio.run(main_async(args))
     text = render(args, out)
     print(text)

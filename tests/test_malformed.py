@@ -31,6 +31,11 @@ READS_OWN_BODY = {
     ("POST", "/v3/sdk/connect"),
 }
 
+# Routes a provider calls, signed with its own secret (X-Twilio-Signature over a form): the
+# sweep cannot sign, so all its cases are refused and there is no valid control request here;
+# tests/delivery/test_sms_rules.py sweeps the signed ones.
+SIGNED_BY_PROVIDER = {("POST", "/v3/providers/{provider_id}/callback")}
+
 Path = tuple[str | int, ...]
 
 
@@ -375,6 +380,8 @@ class Sweep:
                 self.failures.append(f"{label}: refused with {status} but the database changed")
 
     async def control(self, url: str, headers: dict[str, str], body: Any = None) -> None:
+        if (self.op.method, self.op.path) in SIGNED_BY_PROVIDER:
+            return
         content = None if body is None else json.dumps(body).encode()
         hdrs = {**headers, "Content-Type": "application/json"} if body is not None else headers
         r = await self.client.request(self.op.method, url, headers=hdrs, content=content)
@@ -781,7 +788,11 @@ async def test_nul_in_user_id_header_is_4xx_on_inbox_routes(
 
 def test_every_body_route_has_a_valid_template() -> None:
     missing = [
-        op.id for op in OPS if op.body == "required" and (op.method, op.path) not in TEMPLATES
+        op.id
+        for op in OPS
+        if op.body == "required"
+        and (op.method, op.path) not in TEMPLATES
+        and (op.method, op.path) not in SIGNED_BY_PROVIDER
     ]
     assert not missing, f"add a valid body to TEMPLATES for: {missing}"
     stale = [key for key in TEMPLATES if key not in {(op.method, op.path) for op in OPS}]

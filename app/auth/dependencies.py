@@ -22,6 +22,7 @@ from app.kit.timefmt import utcnow
 # OpenAPI security scheme names: the /docs "Authorize" dialog offers every one.
 API_KEY, API_SECRET, USER_ID, SIGNATURE = "apiKey", "apiSecret", "userId", "userSignature"
 USER_TOKEN, ADMIN_TOKEN, METRICS_TOKEN = "userToken", "adminToken", "metricsToken"
+PROVIDER_SIGNATURE = "providerSignature"
 
 _api_key = APIKeyHeader(name="X-ENGAGESPOT-API-KEY", scheme_name=API_KEY, auto_error=False)
 _api_secret = APIKeyHeader(name="X-ENGAGESPOT-API-SECRET", scheme_name=API_SECRET, auto_error=False)
@@ -42,6 +43,13 @@ _admin_token = HTTPBearer(
 )
 _metrics_token = HTTPBearer(
     scheme_name=METRICS_TOKEN, description="HERALD_METRICS_TOKEN, when set", auto_error=False
+)
+_provider_signature = APIKeyHeader(
+    name="X-Twilio-Signature",
+    scheme_name=PROVIDER_SIGNATURE,
+    description="Twilio's base64 HMAC-SHA1 of the callback URL and its sorted form fields, "
+    "keyed with the provider's TWILIO_AUTH_TOKEN (sent by Twilio, not by a client)",
+    auto_error=False,
 )
 
 MAX_IDENTIFIER = 255
@@ -246,12 +254,21 @@ async def metrics_reader(
         )
 
 
+async def provider_signature(
+    value: Annotated[str | None, Depends(_provider_signature)],
+) -> str | None:
+    """The provider's signature of a callback; the route checks it against the provider's
+    secret, which only the route can look up."""
+    return present(value)
+
+
 AnyCaller = Annotated[Principal, Depends(any_caller)]
 BackendApp = Annotated[Principal, Depends(backend)]
 InboxActor = Annotated[Principal, Depends(inbox_actor)]
 InboxUser = Annotated[UserPrincipal, Depends(inbox_user)]
 AdminDep = Depends(admin)
 MetricsDep = Depends(metrics_reader)
+ProviderSignature = Annotated[str | None, Depends(provider_signature)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +278,8 @@ class Accepts:
 
     requirements: tuple[tuple[str, ...], ...]
     sentence: str
+    # What a caller without them gets.
+    refusal: int = 401
 
 
 _APP = (API_KEY, API_SECRET)
@@ -302,5 +321,12 @@ ACCEPTS: dict[Callable[..., Any], Accepts] = {
         ((), (METRICS_TOKEN,)),
         "**Credentials:** none, unless `HERALD_METRICS_TOKEN` is set: then "
         "`Authorization: Bearer <HERALD_METRICS_TOKEN>`.",
+    ),
+    provider_signature: Accepts(
+        ((PROVIDER_SIGNATURE,),),
+        "**Credentials:** none of the app's: the provider's signature of the request "
+        "(`X-Twilio-Signature`, made with the provider's auth token) is the credential; "
+        "unsigned or wrongly signed requests get 403 and change nothing.",
+        refusal=403,
     ),
 }

@@ -64,7 +64,7 @@ def _correct(schema: dict[str, Any], operation: dict[str, Any], route: Any) -> N
     accepts = _accepts(route.dependant)
     codes = set(REFUSALS)
     if accepts is not None:
-        codes.add(401)
+        codes.add(accepts.refusal)
         operation["security"] = [{name: [] for name in combo} for combo in accepts.requirements]
         text = operation.get("description", "").rstrip()
         operation["description"] = f"{text}\n\n{accepts.sentence}" if text else accepts.sentence

@@ -5,7 +5,8 @@ email: `email`; webhook: `webhookUrl`; Slack, Discord, Teams: `slack.webhookUrl`
 a chat or webhook message goes to the URL in the provider's config, if it has one.
 mobilePush: every token in `fcm.tokens`, `apns.tokens` and `expo.tokens`, each sent only
 through a provider of its kind; webPush: every device's subscription; sms and whatsapp:
-`phoneNumber` in E.164. A channel may so have several targets per user: one delivery each."""
+`phoneNumber` in E.164, unless that number opted out of the channel (it is then skipped). A
+channel may so have several targets per user: one delivery each."""
 
 import json
 import re
@@ -53,16 +54,21 @@ def addresses(
     provider_has_url: bool,
     provider_kinds: Collection[str] = (),
     subscriptions: Sequence[dict[str, Any]] = (),
+    opted_out: Collection[str] = (),
 ) -> list[Address]:
     """Every target of the user on `channel`: at least one Address, which says why there is
     none when there is none. `provider_kinds` are the channel's enabled provider ids;
-    `subscriptions` the user's web-push subscriptions."""
+    `subscriptions` the user's web-push subscriptions; `opted_out` the numbers that opted out
+    of this channel."""
     if channel == catalogue.MOBILE_PUSH:
         return _tokens(profile, provider_kinds)
     if channel == catalogue.WEB_PUSH:
         return _subscriptions(subscriptions)
     if channel in (catalogue.SMS, catalogue.WHATSAPP):
-        return [phone(profile)]
+        found = phone(profile)
+        if found.target is not None and found.target in opted_out:
+            return [Address(None, reason=opted_out_reason(channel))]
+        return [found]
     return [address(channel, profile, provider_has_url=provider_has_url)]
 
 
@@ -109,6 +115,13 @@ def phone(profile: dict[str, Any]) -> Address:
     why = "invalid" if number else "no"
     return Address(
         None, reason=f"{why} phone number in the profile (key `phoneNumber`, E.164: +14155550100)"
+    )
+
+
+def opted_out_reason(channel: str) -> str:
+    return (
+        f"the phone number opted out of {channel} (the provider reported STOP, e.g. Twilio "
+        "21610); it is reached again once it opts back in (replies START)"
     )
 
 

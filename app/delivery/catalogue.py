@@ -35,6 +35,8 @@ class Spec:
     # The config key holding a destination URL for the whole app (chat, webhook).
     url_key: str | None = None
     aliases: dict[str, str] = field(default_factory=dict)
+    # Groups of keys of which at least one must be set (a sender number or a service).
+    one_of: tuple[tuple[str, ...], ...] = ()
 
     def key(self, name: str) -> Key | None:
         name = self.aliases.get(name, name)
@@ -113,8 +115,40 @@ SPECS: dict[str, Spec] = {
         Spec(
             "ms_teams", TEAMS, (_URL,), url_key="WEBHOOK_URL", aliases={"webhookUrl": "WEBHOOK_URL"}
         ),
+        # -- SMS and WhatsApp ------------------------------------------------------------
+        *(
+            Spec(
+                provider,
+                channel,
+                (
+                    Key("TWILIO_ACCOUNT_SID", required=True),
+                    Key("TWILIO_AUTH_TOKEN", secret=True, required=True),
+                    Key("TWILIO_FROM_NUMBER"),
+                    # Herald's addition: send through a Messaging Service instead of a number.
+                    Key("MESSAGING_SERVICE_SID"),
+                ),
+                one_of=(("TWILIO_FROM_NUMBER", "MESSAGING_SERVICE_SID"),),
+            )
+            for provider, channel in (("twilio_sms", SMS), ("twilio_whatsapp", WHATSAPP))
+        ),
+        Spec(
+            "plivo_sms",
+            SMS,
+            (
+                Key("AUTH_ID", required=True),
+                Key("AUTH_TOKEN", secret=True, required=True),
+                Key("SENDER", required=True),
+            ),
+        ),
+        Spec(
+            "textlocal_sms",
+            SMS,
+            (Key("API_KEY", secret=True, required=True), Key("SENDER", required=True)),
+        ),
     )
 }
+# The providers whose delivery callbacks Herald verifies (POST /v3/providers/{id}/callback).
+CALLBACK_PROVIDERS = frozenset({"twilio_sms", "twilio_whatsapp"})
 
 CHANNELS_WITH_PROVIDERS = frozenset(s.channel for s in SPECS.values())
 
@@ -175,7 +209,13 @@ def normalise(spec: Spec, config: dict[str, Any]) -> dict[str, str | int | bool]
 
 
 def missing(spec: Spec, config: dict[str, Any]) -> list[str]:
-    return [k.name for k in spec.keys if k.required and config.get(k.name) in (None, "")]
+    gaps = [k.name for k in spec.keys if k.required and config.get(k.name) in (None, "")]
+    gaps += [
+        " or ".join(group)
+        for group in spec.one_of
+        if all(config.get(name) in (None, "") for name in group)
+    ]
+    return gaps
 
 
 def masked(spec: Spec, config: dict[str, Any]) -> dict[str, Any]:

@@ -86,8 +86,11 @@ def attachments(data: dict[str, Any] | None) -> list[dict[str, str]]:
 
 
 def check(*, channel_override: dict[str, Any] | None, data: dict[str, Any] | None) -> None:
-    """Refuse a send whose e-mail override or attachments are malformed, before it is stored."""
+    """Refuse a send whose e-mail, SMS or WhatsApp override or attachments are malformed,
+    before it is stored."""
     _email_override((channel_override or {}).get("email"))
+    for channel in (catalogue.SMS, catalogue.WHATSAPP):
+        _text_override(channel, (channel_override or {}).get(channel))
     attachments(data)
 
 
@@ -134,6 +137,8 @@ def render(
     title = notification.get("title") or ""
     message = notification.get("message") or ""
     url = notification.get("url")
+    if channel in (catalogue.SMS, catalogue.WHATSAPP):
+        return _text_message(channel, notification, channel_override)
     if channel != catalogue.EMAIL:
         return {
             "title": title,
@@ -165,4 +170,61 @@ def render(
         "cc": email.get("cc", []),
         "bcc": email.get("bcc", []),
         "attachments": attachments(data),
+    }
+
+
+# -- SMS and WhatsApp ----------------------------------------------------------------------
+
+MAX_TEXT = 1600  # Twilio's limit for one (concatenated) message body
+
+
+def _text_override(channel: str, raw: object) -> dict[str, Any]:
+    """`override.channel.sms` / `.whatsapp`: `body`; for WhatsApp also a template,
+    `contentSid` with `contentVariables` (an object, or its JSON text)."""
+    if raw is None:
+        return {}
+    where = f"override.channel.{channel}"
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{where} must be an object")
+    out: dict[str, Any] = {}
+    body = raw.get("body")
+    if body is not None:
+        if not isinstance(body, str) or len(body) > MAX_TEXT:
+            raise BadRequest(f"{where}.body must be a string of at most {MAX_TEXT} characters")
+        out["body"] = body
+    if channel != catalogue.WHATSAPP:
+        return out
+    sid = raw.get("contentSid")
+    if sid is not None:
+        if not isinstance(sid, str) or not 0 < len(sid) <= 64:
+            raise BadRequest(f"{where}.contentSid must be a template id (HX…)")
+        out["contentSid"] = sid
+    variables = raw.get("contentVariables")
+    if variables is not None:
+        if isinstance(variables, str):
+            try:
+                variables = json.loads(variables)
+            except ValueError:
+                variables = None
+        if not isinstance(variables, dict) or len(json.dumps(variables)) > 16_384:
+            raise BadRequest(f"{where}.contentVariables must be an object (at most 16 KB)")
+        out["contentVariables"] = {str(k): str(v) for k, v in variables.items()}
+    return out
+
+
+def _text_message(
+    channel: str, notification: dict[str, Any], channel_override: dict[str, Any] | None
+) -> dict[str, Any]:
+    """An SMS or WhatsApp text: title, message and url on their own lines, unless the channel
+    override gives the body (or, for WhatsApp, a template)."""
+    own = _text_override(channel, (channel_override or {}).get(channel))
+    parts = [notification.get("title"), notification.get("message"), notification.get("url")]
+    body = own.get("body") or "\n".join(str(p) for p in parts if p)
+    return {
+        "body": body[:MAX_TEXT],
+        "contentSid": own.get("contentSid"),
+        "contentVariables": own.get("contentVariables"),
+        "title": notification.get("title") or "",
+        "message": notification.get("message") or "",
+        "url": notification.get("url"),
     }

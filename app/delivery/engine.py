@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.delivery import catalogue, content, crypto, repository, retry, service, targets
-from app.delivery.channels import email_api, hooks, smtp
+from app.delivery.channels import email_api, hooks, sms_apis, smtp, twilio
 from app.delivery.channels.base import Attempt, Sender
 from app.delivery.http import Client
 from app.delivery.models import Delivery, DeliveryStatus, Provider
@@ -47,6 +47,11 @@ SENDERS: dict[str, Sender] = {
     "slack": hooks.slack,
     "discord": hooks.discord,
     "ms_teams": hooks.teams,
+    # SMS and WhatsApp
+    "twilio_sms": twilio.send,
+    "twilio_whatsapp": twilio.send,
+    "plivo_sms": sms_apis.plivo,
+    "textlocal_sms": sms_apis.textlocal,
 }
 # How long an attempt waits for its provider's concurrency gate before it steps aside.
 GATE_WAIT = 0.25
@@ -275,6 +280,7 @@ class Engine:
             settings=self.settings,
             http=self.http,
             mark_data=mark_data,
+            provider_id=provider.id,
         )
         return attempt, wait
 

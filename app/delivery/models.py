@@ -25,7 +25,9 @@ from app.db import Base
 
 
 class DeliveryStatus(StrEnum):
-    """Where one delivery stands; sent, failed, skipped and unknown are final."""
+    """Where one delivery stands; all but queued, sending and retrying are final (for the
+    engine: a provider's callback may still move a sent one to delivered, undelivered or
+    read)."""
 
     QUEUED = "queued"
     SENDING = "sending"
@@ -34,14 +36,17 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     UNKNOWN = "unknown"
+    # Reported by the provider after `sent` (delivery callbacks).
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    READ = "read"
 
     @property
     def final(self) -> bool:
-        return self in (
-            DeliveryStatus.SENT,
-            DeliveryStatus.FAILED,
-            DeliveryStatus.SKIPPED,
-            DeliveryStatus.UNKNOWN,
+        return self not in (
+            DeliveryStatus.QUEUED,
+            DeliveryStatus.SENDING,
+            DeliveryStatus.RETRYING,
         )
 
 
@@ -108,6 +113,13 @@ class Delivery(Base):
         Index("ix_deliveries_app", "app_id", text("id DESC")),
         Index("ix_deliveries_app_status", "app_id", "status", text("id DESC")),
         Index("ix_deliveries_app_user", "app_id", "user_id", text("id DESC")),
+        # Delivery callbacks find their delivery by the provider's message id.
+        Index(
+            "ix_deliveries_provider_message",
+            "provider_id",
+            "provider_message_id",
+            postgresql_where=text("provider_message_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -150,3 +162,22 @@ class Delivery(Base):
         TIMESTAMP(timezone=True), server_default=func.now()
     )
     sent_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+
+
+class PhoneOptOut(Base):
+    """A phone number that told a provider to stop (Twilio 21610, an inbound STOP): no more
+    messages to it on that channel of the app until it opts back in (START)."""
+
+    __tablename__ = "phone_opt_outs"
+
+    app_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Which provider said so, and how (`21610`, `STOP`).
+    provider: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True), server_default=func.now()
+    )

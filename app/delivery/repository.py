@@ -223,3 +223,29 @@ async def counts_by_request(
     for request_id, channel, status, n in rows:
         out.setdefault(request_id, {}).setdefault(channel, {})[str(status)] = int(n)
     return out
+
+
+# -- delivery callbacks --------------------------------------------------------------------
+# A callback names its provider by id and carries no app credentials: the provider's
+# signature scopes it, and the delivery is looked up within that provider only.
+
+
+async def provider_by_id(session: AsyncSession, provider_id: int) -> Provider | None:
+    return await session.get(Provider, provider_id)
+
+
+async def by_provider_message(
+    session: AsyncSession, provider_id: int, provider_message_id: str
+) -> Delivery | None:
+    """The provider's delivery with this message id, locked for the caller's transaction."""
+    return await session.scalar(
+        select(Delivery)
+        .where(
+            Delivery.provider_id == provider_id,
+            Delivery.provider_message_id == provider_message_id,
+        )
+        .order_by(Delivery.id)
+        .limit(1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.delivery import addresses, catalogue, content, repository
+from app.delivery import addresses, catalogue, content, opt_outs, repository
 from app.delivery.crypto import Keyring
 from app.delivery.models import DeliveryStatus, Provider
 from app.delivery.schemas import ProviderCreate, ProviderRead, ProviderUpdate
@@ -176,6 +176,7 @@ async def create(
     profiles = await users_repository.profiles(session, list({u for u, _ in pairs}))
     web_push_users = [u for u, c in pairs if c == catalogue.WEB_PUSH]
     subscriptions = await devices_repository.subscriptions_of(session, web_push_users)
+    stopped = await _opted_out(session, app_id, pairs, profiles)
     channel_override = (override or {}).get("channel")
     channel_override = channel_override if isinstance(channel_override, dict) else None
     sealed = content.provider_overrides(override)
@@ -183,7 +184,7 @@ async def create(
     rows: list[dict[str, Any]] = []
     for user_id, channel in pairs:
         if channel not in catalogue.CHANNELS_WITH_PROVIDERS or user_id not in profiles:
-            continue  # webPush, sms, … have no provider kinds in Herald yet
+            continue  # webPush, … have no provider kinds in Herald yet
         if channel not in refs:
             rendered = content.render(
                 channel, notification, channel_override=channel_override, data=data
@@ -207,6 +208,7 @@ async def create(
             provider_has_url=has_url,
             provider_kinds={p.provider for p in candidates},
             subscriptions=subscriptions.get(user_id, ()),
+            opted_out=stopped.get(channel, set()),
         ):
             skipped = where.target is None and not where.from_provider
             rows.append(
@@ -232,6 +234,29 @@ async def create(
     queued = [i for i, s in written if s is DeliveryStatus.QUEUED]
     await enqueue_many(session, DELIVER, [{"id": i} for i in queued])
     return len(written)
+
+
+async def _opted_out(
+    session: AsyncSession,
+    app_id: int,
+    pairs: Sequence[tuple[int, str]],
+    profiles: dict[int, tuple[str, Any]],
+) -> dict[str, set[str]]:
+    """channel -> the batch's phone numbers that opted out of it (one query per phone channel)."""
+    out: dict[str, set[str]] = {}
+    for channel in (catalogue.SMS, catalogue.WHATSAPP):
+        phones = {
+            found.target
+            for user_id, c in pairs
+            if c == channel
+            and user_id in profiles
+            and (found := addresses.phone(profiles[user_id][1])).target is not None
+        }
+        if phones:
+            out[channel] = await opt_outs.opted_out(
+                session, app_id=app_id, channel=channel, phones=phones
+            )
+    return out
 
 
 def _message_id(

@@ -50,7 +50,9 @@ async def test_every_error_answer_is_documented_in_the_error_shape(
         # The edge refuses bad JSON and oversized requests before any route runs.
         assert {"400", "413"} <= set(responses), label
         if operation.get("security"):
-            assert "401" in responses, label
+            # A provider's signed callback is refused with 403, every other credential 401.
+            refusal = "403" if schemes(operation) == [{"providerSignature"}] else "401"
+            assert refusal in responses, label
         if any(p["in"] == "path" for p in operation.get("parameters", ())):
             assert "404" in responses, label
         for status, response in responses.items():
@@ -121,6 +123,12 @@ async def test_each_route_names_the_credentials_it_takes(document: dict[str, Any
             assert "security" not in operation
         elif path == "/metrics":
             assert schemes(operation) == [set(), {"metricsToken"}]
+        elif path == "/v3/providers/{provider_id}/callback":
+            assert schemes(operation) == [{"providerSignature"}]
+            assert "X-Twilio-Signature" in operation["description"]
+            assert set(operation["responses"]) == {"204", "400", "403", "404", "413"}
+            form = operation["requestBody"]["content"]["application/x-www-form-urlencoded"]
+            assert "MessageStatus" in form["schema"]["properties"]
         else:
             assert "**Credentials:**" in operation["description"], f"{method} {path}"
     assert "X-ENGAGESPOT-API-SECRET" in paths["/v3/topics"]["get"]["description"]
@@ -134,6 +142,7 @@ async def test_each_route_names_the_credentials_it_takes(document: dict[str, Any
         "userToken",
         "adminToken",
         "metricsToken",
+        "providerSignature",
     }
 
 
@@ -218,8 +227,8 @@ async def test_every_request_body_example_succeeds_as_sent(
     }
     tried = []
     for method, path, operation in operations(document):
-        if "requestBody" not in operation:
-            continue
+        if "application/json" not in operation.get("requestBody", {}).get("content", {}):
+            continue  # no body, or a provider's signed form (a callback): nothing to try
         requirements = schemes(operation)
         if {"adminToken"} in requirements:
             headers = admin

@@ -27,6 +27,8 @@ class Attempt:
     http: Client
     # Called right before the point after which the message may have been handed over.
     mark_data: Callable[[], Awaitable[None]]
+    # The provider row's id (delivery callbacks name it in their URL).
+    provider_id: int = 0
 
 
 class Sender(Protocol):
