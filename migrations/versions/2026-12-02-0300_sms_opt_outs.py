@@ -1,7 +1,7 @@
 """phone_opt_outs (numbers that said STOP), and the index delivery callbacks look up by
 
-Revision ID: 0011_sms
-Revises: 0008_provider_kind
+Revision ID: 0012_sms
+Revises: 0011_drop_inbox_user_index
 Create Date: 2026-12-02 03:00:00+00:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0011_sms"
-down_revision: str | None = "0008_provider_kind"
+revision: str = "0012_sms"
+down_revision: str | None = "0011_drop_inbox_user_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
