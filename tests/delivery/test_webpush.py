@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -519,3 +520,24 @@ async def test_no_answer_after_the_hand_over_is_unknown_and_never_resent(
 
     # The held message did reach the browser (late): one copy, never a second.
     assert sorted(await wait_for(titles, within=10, what="both messages")) == ["held", "sentinel"]
+
+
+async def test_the_workers_fan_out_routes_web_push_too(
+    papi: httpx.AsyncClient, push_service: PushService, pusher: Callable[..., Worker]
+) -> None:
+    creds = await new_app(papi, ["inApp", "webPush"])
+    await subscribe(papi, creds, "kim", "d", push_service.browser("kim"))
+    pusher()
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    # Scheduled: the worker's fan-out writes the inbox row and the delivery, not the 202.
+    request_id = await send(
+        papi,
+        creds,
+        {"notification": {"title": "later"}, "sendTo": {"recipients": ["kim"]}, "sendAt": soon},
+    )
+    assert await deliveries(papi, creds, request_id) == []
+    [found] = await settled(papi, creds, request_id)
+    assert found["status"] == "sent", found
+    [push] = push_service.to("kim")
+    inbox = await papi.get("/v3/notifications", headers=creds.user("kim"))
+    assert push.message["data"]["customerData"]["id"] == inbox.json()["data"][0]["id"]
