@@ -189,7 +189,8 @@ async def push_clicker(request: Request, session: SessionDep, creds: Credentials
     The worker has no user token: it sends the API key, the user id and the signature Herald
     put in the push message (base64 HMAC-SHA256 of the user id, keyed with the API secret).
     A valid signature proves Herald made it, so this route, and only this one, takes it in
-    secure mode too. A signature made before a secret rotation works during its grace."""
+    secure mode too. A signature made before a secret rotation works during its grace (also
+    for apps with HMAC on: a push may wait in the push service for days)."""
     if (
         creds.token is None
         and creds.api_secret is None
@@ -198,7 +199,7 @@ async def push_clicker(request: Request, session: SessionDep, creds: Credentials
         and creds.signature is not None
     ):
         app = await apps_repository.by_key(session, creds.api_key)
-        if app is not None and app.secure_mode:
+        if app is not None and (app.secure_mode or app.hmac_enabled):
             if not _signed(app, creds.user_id, creds.signature):
                 raise Unauthorized("Invalid X-ENGAGESPOT-USER-SIGNATURE")
             return Principal(app=app, via=Via.HMAC, user_identifier=_identifier(creds.user_id))

@@ -541,3 +541,39 @@ async def test_the_workers_fan_out_routes_web_push_too(
     [push] = push_service.to("kim")
     inbox = await papi.get("/v3/notifications", headers=creds.user("kim"))
     assert push.message["data"]["customerData"]["id"] == inbox.json()["data"][0]["id"]
+
+
+async def test_a_signature_from_before_a_secret_rotation_clicks_during_the_grace(
+    papi: httpx.AsyncClient, push_service: PushService, pusher: Callable[..., Worker]
+) -> None:
+    creds = await new_app(papi, ["inApp", "webPush"])
+    await subscribe(papi, creds, "lea", "d", push_service.browser("lea"))
+    hmac_on = await papi.patch(f"/admin/apps/{creds.id}", json={"hmacEnabled": True}, headers=ADMIN)
+    assert hmac_on.status_code == 200, hmac_on.text
+    pusher()
+    ids = []
+    for title in ("first", "second"):
+        request_id = await send(
+            papi, creds, {"notification": {"title": title}, "sendTo": {"recipients": ["lea"]}}
+        )
+        await settled(papi, creds, request_id)
+        ids.append(push_service.to("lea")[-1].message["data"]["customerData"]["id"])
+    meta = push_service.to("lea")[-1].message["data"]["engagespot"]
+    headers = {
+        "X-ENGAGESPOT-API-KEY": meta["apiKey"],
+        "X-ENGAGESPOT-USER-ID": "lea",
+        "X-ENGAGESPOT-USER-SIGNATURE": meta["userSignature"],
+    }
+    rotated = await papi.post(f"/admin/apps/{creds.id}/rotate-secret", headers=ADMIN)
+    assert rotated.status_code == 200, rotated.text
+    # The message was signed with the old secret: it still clicks while that one is in grace.
+    assert (
+        await papi.post(f"/v3/notifications/{ids[0]}/click", headers=headers)
+    ).status_code == 200
+    ended = await papi.post(
+        f"/admin/apps/{creds.id}/rotate-secret", params={"graceSeconds": 0}, headers=ADMIN
+    )
+    assert ended.status_code == 200, ended.text
+    assert (
+        await papi.post(f"/v3/notifications/{ids[1]}/click", headers=headers)
+    ).status_code == 401
