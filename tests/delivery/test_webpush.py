@@ -2,7 +2,8 @@
 decrypts with the subscription's private key (two decryptors), the VAPID JWT verifies with
 the app's public key, the payload is the Engagespot service worker's, and the worker's click
 works in normal and secure mode. Faults: 404/410 forget exactly the dead subscription, 5xx
-forgets nothing, a 429's Retry-After is waited for."""
+forgets nothing (nor does a 413 or a 403), a 429's Retry-After is waited for, and no answer
+after the hand-over is `unknown`, never a second copy."""
 
 import base64
 import hashlib
@@ -306,29 +307,36 @@ async def test_410_and_404_forget_exactly_the_dead_subscriptions_and_5xx_keeps_i
     channel_engine: AsyncEngine,
 ) -> None:
     creds = await new_app(papi, ["webPush"])
-    names = ["dave-gone", "dave-missing", "dave-flaky", "dave-down", "dave-live"]
+    names = ["dave-gone", "dave-missing", "dave-flaky", "dave-down", "dave-big", "dave-live"]
     for name in names:
         await subscribe(papi, creds, "dave", name, push_service.browser(name))
     push_service.gone.add("dave-gone")
     push_service.browsers.pop("dave-missing")  # the service forgot it: 404
     push_service.scripts["dave-flaky"] = [(503, {}, "busy"), (500, {}, "oops")]
     push_service.scripts["dave-down"] = [(503, {}, "down")] * 3
+    push_service.scripts["dave-big"] = [(413, {}, "PayloadTooLarge")]
     pusher(delivery_max_attempts=3)
     request_id = await send(
         papi, creds, {"notification": {"title": "one"}, "sendTo": {"recipients": ["dave"]}}
     )
     found = {
         d["target"].split("/push/")[1].split('"')[0]: d
-        for d in await settled(papi, creds, request_id, count=5)
+        for d in await settled(papi, creds, request_id, count=6)
     }
     assert {n: d["status"] for n, d in found.items()} == {
         "dave-gone": "failed",
         "dave-missing": "failed",
         "dave-flaky": "sent",
         "dave-down": "failed",
+        "dave-big": "failed",
         "dave-live": "sent",
     }
     assert "subscription removed" in found["dave-gone"]["lastError"]
+    # 413 is permanent for this message, not a sign the subscription is dead.
+    assert (found["dave-big"]["attempts"], found["dave-big"]["lastError"]) == (
+        1,
+        "HTTP 413: PayloadTooLarge",
+    )
     assert "subscription removed" in found["dave-missing"]["lastError"]
     assert "gave up after 3 attempts" in found["dave-down"]["lastError"]
     assert found["dave-flaky"]["attempts"] == 3
@@ -336,6 +344,7 @@ async def test_410_and_404_forget_exactly_the_dead_subscriptions_and_5xx_keeps_i
     assert await endpoints_of(channel_engine, creds, "dave") == [
         f"{origin}/push/dave-flaky",
         f"{origin}/push/dave-down",
+        f"{origin}/push/dave-big",
         f"{origin}/push/dave-live",
     ]
     # The next send goes to the live subscriptions only.
@@ -343,13 +352,14 @@ async def test_410_and_404_forget_exactly_the_dead_subscriptions_and_5xx_keeps_i
     again = await send(
         papi, creds, {"notification": {"title": "two"}, "sendTo": {"recipients": ["dave"]}}
     )
-    second = await settled(papi, creds, again, count=3)
-    assert len(second) == 3
+    second = await settled(papi, creds, again, count=4)
+    assert len(second) == 4
     assert {n: push_service.hits(n) - before[n] for n in names} == {
         "dave-gone": 0,
         "dave-missing": 0,
         "dave-flaky": 1,
         "dave-down": 1,
+        "dave-big": 1,
         "dave-live": 1,
     }
 
