@@ -1,10 +1,12 @@
 """Settings read from the environment (prefix HERALD_)."""
 
+import ipaddress
 import re
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from croniter import croniter
 from fastapi import Depends, Request
@@ -96,6 +98,9 @@ class Settings(BaseSettings):
     # The URL providers reach this Herald at (https://herald.example.com): Twilio is asked to
     # report delivery to <public_url>/v3/providers/{id}/callback, and signs that URL.
     public_url: str | None = None
+
+    # Web push: the VAPID `sub` claim (a mailto: or https: contact); unset, web push is off.
+    vapid_subject: str | None = None
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -215,6 +220,16 @@ class Settings(BaseSettings):
     def _empty_metrics_token(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("vapid_subject", mode="before")
+    @classmethod
+    def _empty_subject(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("vapid_subject")
+    @classmethod
+    def _contact(cls, value: str | None) -> str | None:
+        return None if value is None else vapid_subject(value)
+
     @field_validator("retention_schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
@@ -222,6 +237,48 @@ class Settings(BaseSettings):
         if value and not croniter.is_valid(value):
             raise ValueError("must be a cron expression such as '17 * * * *'")
         return value
+
+
+# Apple's push service answers 403 BadJwtToken for a subject on these (and push services
+# may use the contact): a subject must reach a person.
+_RESERVED_DOMAINS = (
+    "localhost",
+    "localdomain",
+    "local",
+    "test",
+    "invalid",
+    "example",
+    "example.com",
+    "example.net",
+    "example.org",
+)
+
+
+def vapid_subject(value: str) -> str:
+    """A VAPID subject: `mailto:` with an address or an `https:` URL, on a public domain."""
+    value = value.strip()
+    if value.lower().startswith("mailto:"):
+        address = value[len("mailto:") :].split("?", 1)[0]
+        host = address.rsplit("@", 1)[1] if "@" in address else ""
+        if not host or not address.split("@", 1)[0]:
+            raise ValueError("must be mailto:<address>, e.g. mailto:ops@yourcompany.com")
+    elif value.lower().startswith("https://"):
+        host = urlsplit(value).hostname or ""
+        if not host:
+            raise ValueError("must be an https: URL with a host, e.g. https://yourcompany.com")
+    else:
+        raise ValueError("must be a mailto: or https: contact, e.g. mailto:ops@yourcompany.com")
+    host = host.strip("[]").rstrip(".").lower()
+    try:
+        local = not ipaddress.ip_address(host).is_global
+    except ValueError:
+        local = any(host == d or host.endswith("." + d) for d in _RESERVED_DOMAINS)
+    if local:
+        raise ValueError(
+            f"{host} is a local or reserved domain; push services (Apple's: BadJwtToken) "
+            "refuse it: use a contact on your own domain"
+        )
+    return value
 
 
 @lru_cache

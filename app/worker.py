@@ -60,7 +60,11 @@ class Worker:
             await asyncio.gather(
                 self._lane(
                     "sends",
-                    lambda qm: send_tasks.register(qm, self.sessionmaker),
+                    lambda qm: send_tasks.register(
+                        qm,
+                        self.sessionmaker,
+                        web_push=self.settings.vapid_subject is not None,
+                    ),
                     batch=self.concurrency,
                     slots=self.concurrency * 2,
                     schedule=self._schedule,

@@ -1,15 +1,18 @@
-"""Benchmark deliveries beyond the inbox: e-mails/s and webhooks/s through the worker against
-local peers, the inbox read p99 while they run against idle, and 1-recipient inbox-only sends
-before and after the channels change, all in one run.
+"""Benchmark deliveries beyond the inbox: e-mails/s, webhooks/s and web pushes/s through the
+worker against local peers, the inbox read p99 while they run against idle, and 1-recipient
+inbox-only sends before and after the channels change, all in one run.
 
-    python -m bench.channels            # 2,000 e-mails, 2,000 webhooks, 3 rounds of 600 sends
+    python -m bench.channels            # 2,000 each of e-mails, webhooks, web pushes; 3 rounds
+                                        # of 600 sends
     python -m bench.channels --quick    # a smoke run in a few seconds
     python -m bench.channels --sms      # SMS through a Twilio-shaped peer, webhooks as baseline
 
 Runs on a PostgreSQL server (--database-url, default the local one on 127.0.0.1:5432) in
 fresh databases. Peers run in this process's threads: an aiosmtpd SMTP server (plain SMTP, no
-TLS: the engine's cost, not OpenSSL's) and a uvicorn HTTP receiver answering 200. Herald is
-`python -m app.cli serve` with its in-process worker (HERALD_ALLOW_PRIVATE_TARGETS=true).
+TLS: the engine's cost, not OpenSSL's), a uvicorn HTTP receiver answering 200, and a push
+service over TLS (trustme; Herald gets its CA as SSL_CERT_FILE) answering 201. Herald is
+`python -m app.cli serve` with its in-process worker (HERALD_ALLOW_PRIVATE_TARGETS=true,
+HERALD_VAPID_SUBJECT set: web push encrypts each message and signs with the app's VAPID key).
 
 "Before" is the base commit (--base, default the parent of the channels work) exported with
 `git archive` into a temp dir and served from there on its own database; "after" is this
@@ -20,6 +23,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import platform
 import secrets
@@ -40,9 +44,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import http_ece
 import httpx
+import trustme
 import uvicorn
 from aiosmtpd.controller import Controller
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -99,6 +107,93 @@ class Receiver:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(5)
+
+
+# -- web push ------------------------------------------------------------------------------
+
+
+class PushService:
+    """A push service over TLS (a trustme certificate; Herald trusts its CA through
+    SSL_CERT_FILE): answers 201 and counts. It checks sizes but decrypts only the first
+    message (with http_ece and the browser's key), so its CPU stays out of Herald's way."""
+
+    def __init__(self, directory: Path) -> None:
+        self.count = 0
+        self.oversized = 0
+        self.first: bytes | None = None
+        ca = trustme.CA()
+        self.ca_file = directory / "push-ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        cert = ca.issue_cert("127.0.0.1")
+        certfile, keyfile = directory / "push-cert.pem", directory / "push-key.pem"
+        cert.cert_chain_pems[0].write_to_path(str(certfile))
+        cert.private_key_pem.write_to_path(str(keyfile))
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.auth = os.urandom(16)
+        point = self.key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        self.p256dh = base64.urlsafe_b64encode(point).rstrip(b"=").decode()
+        app = Starlette(routes=[Route("/push/{name}", self._hit, methods=["POST"])])
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            log_level="error",
+            lifespan="off",
+            ssl_certfile=str(certfile),
+            ssl_keyfile=str(keyfile),
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=lambda: asyncio.run(self.server.serve(sockets=[sock])), daemon=True
+        )
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+
+    def subscription(self, name: str) -> dict[str, Any]:
+        auth = base64.urlsafe_b64encode(self.auth).rstrip(b"=").decode()
+        return {
+            "endpoint": f"https://127.0.0.1:{self.port}/push/{name}",
+            "expirationTime": None,
+            "keys": {"p256dh": self.p256dh, "auth": auth},
+        }
+
+    async def _hit(self, request: Request) -> Response:
+        body = await request.body()
+        if len(body) > 4096:
+            self.oversized += 1
+            return Response(status_code=413)
+        if self.first is None:
+            self.first = http_ece.decrypt(body, private_key=self.key, auth_secret=self.auth)
+        self.count += 1
+        return Response(status_code=201)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+async def seed_subscriptions(dsn: str, app_id: int, push: PushService, n: int) -> None:
+    """One browser subscription per bench user (u0 … u{n-1}), each its own endpoint."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        template = json.dumps(push.subscription("NAME"))
+        await conn.execute(
+            """
+            INSERT INTO devices (user_id, device_identifier, device_type, web_push_subscription)
+            SELECT id, 'browser', 'browser', replace($3::text, 'NAME', identifier)::jsonb
+            FROM users WHERE app_id = $1 AND identifier ~ '^u[0-9]+$'
+              AND substr(identifier, 2)::int < $2
+            """,
+            app_id,
+            n,
+            template,
+        )
+    finally:
+        await conn.close()
 
 
 # -- load ----------------------------------------------------------------------------------
@@ -271,7 +366,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     smtp = Controller(counting, hostname="127.0.0.1", port=smtp_port)
     smtp.start()
     receiver = Receiver()
-    env = {"HERALD_ALLOW_PRIVATE_TARGETS": "true", "HERALD_SECRET_KEY": secrets.token_urlsafe(40)}
+    push = PushService(Path(tempfile.mkdtemp(prefix="herald-bench-push-")))
+    env = {
+        "HERALD_ALLOW_PRIVATE_TARGETS": "true",
+        "HERALD_SECRET_KEY": secrets.token_urlsafe(40),
+        # Web push: on for every app with webPush in its channels; the push service's CA.
+        "HERALD_VAPID_SUBJECT": "mailto:bench@herald-notifications.net",
+        "SSL_CERT_FILE": str(push.ca_file),
+    }
     out: dict[str, Any] = {"load_start": loadavg()}
     try:
         # Both servers start at once: most of a quick run is their migrations and start-up.
@@ -284,7 +386,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         with entered[0][0], entered[1][0]:
             after, before = entered[0][1][0], entered[1][1][0]
             async with httpx.AsyncClient(base_url=after, timeout=60) as client:
-                channel_app = await app_with(client, ["inApp", "email", "webhook"])
+                channel_app = await app_with(client, ["inApp", "email", "webhook", "webPush"])
                 headers = {"Authorization": f"Bearer {ADMIN}"}
                 for channel, body in (
                     (
@@ -326,6 +428,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 smtp_port,
                 f"http://127.0.0.1:{receiver.port}/hook",
             )
+            await seed_subscriptions(dsn, int(channel_app["id"]), push, args.deliveries)
 
             progress("1-recipient inbox-only sends, before and after, alternating")
             rates: dict[str, list[float]] = {"before": [], "after": []}
@@ -367,6 +470,27 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 per_send=min(100, args.deliveries),
                 done=lambda: receiver.count,
             )
+            progress("web pushes through the worker, with inbox reads")
+            reads_task = asyncio.create_task(inbox_reads(after, channel_app, args.read_seconds, 4))
+            push_s = await deliver(
+                after,
+                dsn,
+                channel_app,
+                channel="webPush",
+                n=args.deliveries,
+                per_send=min(100, args.deliveries),
+                done=lambda: push.count,
+            )
+            push_busy = await reads_task
+            assert push.oversized == 0, f"{push.oversized} pushes over 4096 bytes"
+            assert push.first is not None
+            assert b'"engagespot"' in push.first, push.first
+            out.update(
+                pushes_per_s=args.deliveries / push_s,
+                push_p50=pct(push_busy, 0.5),
+                push_p99=pct(push_busy, 0.99),
+                push_n=len(push_busy),
+            )
             out.update(
                 emails_per_s=args.deliveries / email_s,
                 webhooks_per_s=args.deliveries / hook_s,
@@ -380,6 +504,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         smtp.stop()
         receiver.stop()
+        push.stop()
         await drop(server, args.database_name)
         await drop(server, args.database_name + "_base")
     out["load_end"] = loadavg()
@@ -399,6 +524,7 @@ def render(args: argparse.Namespace, out: dict[str, Any]) -> str:
     load = f"load average {' '.join(out['load_start'])} at start, {' '.join(out['load_end'])}"
     idle = f"p50 {out['idle_p50']:.1f} ms, p99 {out['idle_p99']:.1f} ms ({out['idle_n']} reads)"
     busy = f"p50 {out['busy_p50']:.1f} ms, p99 {out['busy_p99']:.1f} ms ({out['busy_n']} reads)"
+    push = f"p50 {out['push_p50']:.1f} ms, p99 {out['push_p99']:.1f} ms ({out['push_n']} reads)"
     n = args.deliveries
     lines = [
         f"## Channels: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
@@ -407,8 +533,9 @@ def render(args: argparse.Namespace, out: dict[str, Any]) -> str:
         "(other engineers' jobs shared this machine)",
         f"- Command: `python -m bench.channels {shlex.join(sys.argv[1:])}`; Herald {head}; "
         f"before = {args.base} exported with `git archive`, on its own database",
-        "- Peers in the bench process: aiosmtpd (plain SMTP) and a uvicorn receiver answering "
-        "200; one `herald serve` with its in-process worker (16 delivery slots)",
+        "- Peers in the bench process: aiosmtpd (plain SMTP), a uvicorn receiver answering "
+        "200 and a uvicorn push service over TLS answering 201; one `herald serve` with its "
+        "in-process worker (16 delivery slots)",
         "",
         "| what | result |",
         "|---|---|",
@@ -417,6 +544,10 @@ def render(args: argparse.Namespace, out: dict[str, Any]) -> str:
         f"| inbox page, idle (4 readers) | {idle} |",
         f"| inbox page while the e-mails go out | {busy}; "
         f"p99 {out['busy_p99'] / out['idle_p99']:.2f}x idle |",
+        f"| web pushes through the worker ({n}; aes128gcm + VAPID, TLS push service) | "
+        f"**{out['pushes_per_s']:.0f}/s** |",
+        f"| inbox page while the web pushes go out | {push}; "
+        f"p99 {out['push_p99'] / out['idle_p99']:.2f}x idle |",
         f"| 1-recipient sends, before, concurrency {args.concurrency} | "
         f"{s['before']:.0f}/s (rounds {_rounds(rounds['before'])}) |",
         f"| 1-recipient sends, after (inbox-only app) | {s['after']:.0f}/s "
@@ -623,6 +754,7 @@ def main() -> None:
     print(text)
     print(
         f"RESULT emails_per_s={out['emails_per_s']:.0f} webhooks_per_s={out['webhooks_per_s']:.0f} "
+        f"pushes_per_s={out['pushes_per_s']:.0f} inbox_p99_push_ms={out['push_p99']:.1f} "
         f"inbox_p99_idle_ms={out['idle_p99']:.1f} inbox_p99_busy_ms={out['busy_p99']:.1f} "
         f"sends_before={out['sends']['before']:.0f} sends_after={out['sends']['after']:.0f}"
     )

@@ -222,6 +222,43 @@ async def inbox_actor(
     return principal
 
 
+async def push_clicker(
+    request: Request, session: SessionDep, creds: CredentialsDep, apps: AppCacheDep
+) -> Principal:
+    """inbox_actor, and also the web-push service worker's click in secure mode.
+
+    The worker has no user token: it sends the API key, the user id and the signature Herald
+    put in the push message (base64 HMAC-SHA256 of the user id, keyed with the API secret).
+    A valid signature proves Herald made it, so this route, and only this one, takes it in
+    secure mode too. A signature made before a secret rotation works during its grace (also
+    for apps with HMAC on: a push may wait in the push service for days)."""
+    if (
+        creds.token is None
+        and creds.api_secret is None
+        and creds.api_key is not None
+        and creds.user_id is not None
+        and creds.signature is not None
+    ):
+        app = await _app_by_key(session, creds.api_key, apps)
+        if app is not None and (app.secure_mode or app.hmac_enabled):
+            if not _signed(app, creds.user_id, creds.signature):
+                raise Unauthorized("Invalid X-ENGAGESPOT-USER-SIGNATURE")
+            return Principal(app=app, via=Via.HMAC, user_identifier=_identifier(creds.user_id))
+    return await inbox_actor(request, session, creds, apps)
+
+
+def _signed(app: App, user_id: str, signature: str) -> bool:
+    # Both comparisons always run: timing tells nothing about which secret matched.
+    current = tokens.signature_ok(app.api_secret, user_id, signature)
+    previous = tokens.signature_ok(app.previous_api_secret or app.api_secret, user_id, signature)
+    in_grace = (
+        app.previous_api_secret is not None
+        and app.previous_secret_expires_at is not None
+        and utcnow() < app.previous_secret_expires_at
+    )
+    return current | (previous & in_grace)
+
+
 async def inbox_user(principal: Annotated[Principal, Depends(inbox_actor)]) -> UserPrincipal:
     if principal.user_identifier is None:
         raise BadRequest("userIdentifier is required when authenticating with the API secret")
@@ -265,6 +302,7 @@ async def provider_signature(
 AnyCaller = Annotated[Principal, Depends(any_caller)]
 BackendApp = Annotated[Principal, Depends(backend)]
 InboxActor = Annotated[Principal, Depends(inbox_actor)]
+PushClicker = Annotated[Principal, Depends(push_clicker)]
 InboxUser = Annotated[UserPrincipal, Depends(inbox_user)]
 AdminDep = Depends(admin)
 MetricsDep = Depends(metrics_reader)
@@ -308,6 +346,12 @@ ACCEPTS: dict[Callable[..., Any], Accepts] = {
         (_USER, _USER_HMAC, _USER_TOKEN, _APP),
         f"**Credentials:** {_AS_USER}; or the app's API key and secret, to act on any "
         "notification of the app.",
+    ),
+    push_clicker: Accepts(
+        (_USER, _USER_HMAC, _USER_TOKEN, _APP),
+        f"**Credentials:** {_AS_USER}; or the app's API key and secret. The web-push service "
+        "worker's key, user id and `X-ENGAGESPOT-USER-SIGNATURE` (from the push message) are "
+        "accepted here even in secure mode.",
     ),
     any_caller: Accepts(
         (_APP, _USER, _USER_HMAC, _USER_TOKEN),

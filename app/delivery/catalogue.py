@@ -17,6 +17,11 @@ AT_MOST_ONCE = frozenset({EMAIL, SMS, WHATSAPP, MOBILE_PUSH, WEB_PUSH})
 # mobilePush tokens live in the profile under one key per provider: `fcm.tokens`, ….
 TOKEN_KEYS = {"fcm": "fcm", "apns": "apns", "expo": "expo"}
 MASK = "********"
+# Web push needs no configuration: the app's VAPID pair signs, HERALD_VAPID_SUBJECT names
+# the sender. An app has at most one `default_webpush` row, made on first use if absent.
+DEFAULT_WEBPUSH = "default_webpush"
+WEB_PUSH_MAX_TTL = 2_419_200  # 28 days: what FCM, Mozilla and Apple keep at most
+WEB_PUSH_URGENCIES = ("very-low", "low", "normal", "high")
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,9 @@ class Key:
     kind: Kind = "text"
     secret: bool = False
     required: bool = False
+    # An "int" key's upper bound (default 65535, a port); a "text" key's allowed values.
+    maximum: int | None = None
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +153,15 @@ SPECS: dict[str, Spec] = {
             SMS,
             (Key("API_KEY", secret=True, required=True), Key("SENDER", required=True)),
         ),
+        # -- web push ------------------------------------------------------------------
+        Spec(
+            "default_webpush",
+            WEB_PUSH,
+            (
+                Key("TTL", "int", maximum=WEB_PUSH_MAX_TTL),
+                Key("URGENCY", choices=WEB_PUSH_URGENCIES),
+            ),
+        ),
     )
 }
 # The providers whose delivery callbacks Herald verifies (POST /v3/providers/{id}/callback).
@@ -179,8 +196,9 @@ def _value(key: Key, raw: object) -> str | int | bool:
             number = int(float(text)) if text else 0
         except ValueError:
             raise BadRequest(f"{where} must be a whole number") from None
-        if not 0 < number < 65536:
-            raise BadRequest(f"{where} must be between 1 and 65535")
+        top = key.maximum or 65535
+        if not 0 < number <= top:
+            raise BadRequest(f"{where} must be between 1 and {top}")
         return number
     if key.kind == "bool":
         lowered = text.lower()
@@ -191,6 +209,8 @@ def _value(key: Key, raw: object) -> str | int | bool:
         raise BadRequest(f"{where} must be true or false")
     if key.kind == "url" and text and not text.startswith(("https://", "http://")):
         raise BadRequest(f"{where} must be an http(s) URL")
+    if key.choices and text not in key.choices:
+        raise BadRequest(f"{where} must be one of {', '.join(key.choices)}")
     return text
 
 

@@ -85,13 +85,65 @@ def attachments(data: dict[str, Any] | None) -> list[dict[str, str]]:
     return out
 
 
-def check(*, channel_override: dict[str, Any] | None, data: dict[str, Any] | None) -> None:
-    """Refuse a send whose e-mail, SMS or WhatsApp override or attachments are malformed,
-    before it is stored."""
+def check(
+    *,
+    channel_override: dict[str, Any] | None,
+    data: dict[str, Any] | None,
+    override: dict[str, Any] | None = None,
+) -> None:
+    """Refuse a send whose e-mail, SMS, WhatsApp or web-push override or attachments are
+    malformed, before it is stored."""
     _email_override((channel_override or {}).get("email"))
     for channel in (catalogue.SMS, catalogue.WHATSAPP):
         _text_override(channel, (channel_override or {}).get(channel))
     attachments(data)
+    push_options((channel_override or {}).get(catalogue.WEB_PUSH))
+    provider = (override or {}).get(catalogue.DEFAULT_WEBPUSH)
+    if isinstance(provider, dict) and isinstance(provider.get("_config"), dict):
+        spec = catalogue.SPECS[catalogue.DEFAULT_WEBPUSH]
+        try:
+            catalogue.normalise(spec, provider["_config"])
+        except BadRequest as exc:
+            raise BadRequest(f"override.{spec.provider}._{exc.args[0]}") from None
+
+
+# -- web push ------------------------------------------------------------------------------
+
+_TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def push_options(raw: object) -> dict[str, Any]:
+    """`override.channel.webPush`: `ttl` (seconds the push service keeps the message for an
+    offline browser), `urgency` and `topic` (RFC 8030 §5.2-5.4)."""
+    where = f"override.channel.{catalogue.WEB_PUSH}"
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{where} must be an object")
+    out: dict[str, Any] = {}
+    ttl = raw.get("ttl")
+    if ttl is not None:
+        top = catalogue.WEB_PUSH_MAX_TTL
+        if isinstance(ttl, str) and ttl.strip().isdigit():
+            ttl = int(ttl)
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 1 <= ttl <= top:
+            raise BadRequest(f"{where}.ttl must be a number of seconds from 1 to {top}")
+        out["ttl"] = int(ttl)
+    urgency = raw.get("urgency")
+    if urgency is not None:
+        if urgency not in catalogue.WEB_PUSH_URGENCIES:
+            raise BadRequest(
+                f"{where}.urgency must be one of {', '.join(catalogue.WEB_PUSH_URGENCIES)}"
+            )
+        out["urgency"] = urgency
+    topic = raw.get("topic")
+    if topic is not None:
+        if not isinstance(topic, str) or not _TOPIC.match(topic):
+            raise BadRequest(
+                f"{where}.topic must be 1 to 32 characters of A-Z, a-z, 0-9, '-' and '_'"
+            )
+        out["topic"] = topic
+    return out
 
 
 def seal_provider_overrides(keyring: Keyring, override: dict[str, Any]) -> dict[str, Any]:
@@ -139,6 +191,14 @@ def render(
     url = notification.get("url")
     if channel in (catalogue.SMS, catalogue.WHATSAPP):
         return _text_message(channel, notification, channel_override)
+    if channel == catalogue.WEB_PUSH:
+        return {
+            "title": title,
+            "message": message,
+            "url": url,
+            "icon": notification.get("icon"),
+            "push": push_options((channel_override or {}).get(catalogue.WEB_PUSH)),
+        }
     if channel != catalogue.EMAIL:
         return {
             "title": title,

@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.delivery import catalogue, content, crypto, repository, retry, service, targets
-from app.delivery.channels import email_api, hooks, sms_apis, smtp, twilio
-from app.delivery.channels.base import Attempt, Sender
+from app.delivery.channels import email_api, hooks, sms_apis, smtp, twilio, webpush
+from app.delivery.channels.base import Attempt, Sender, WebPushFacts
 from app.delivery.http import Client
 from app.delivery.models import Delivery, DeliveryStatus, Provider
 from app.delivery.outcome import Outcome, Result
@@ -52,6 +52,8 @@ SENDERS: dict[str, Sender] = {
     "twilio_whatsapp": twilio.send,
     "plivo_sms": sms_apis.plivo,
     "textlocal_sms": sms_apis.textlocal,
+    # -- web push
+    catalogue.DEFAULT_WEBPUSH: webpush.send,
 }
 # How long an attempt waits for its provider's concurrency gate before it steps aside.
 GATE_WAIT = 0.25
@@ -97,6 +99,15 @@ async def _candidates(session: AsyncSession, delivery: Delivery) -> list[Provide
     if delivery.provider_kind is None:
         return providers
     return [p for p in providers if p.provider == delivery.provider_kind]
+
+
+async def _web_push_facts(session: AsyncSession, delivery: Delivery) -> WebPushFacts | None:
+    if delivery.channel != catalogue.WEB_PUSH:
+        return None
+    found = await repository.web_push_facts(
+        session, app_id=delivery.app_id, request_id=delivery.request_id, user_id=delivery.user_id
+    )
+    return WebPushFacts(*found) if found is not None else None
 
 
 def _pick(delivery: Delivery, providers: list[Provider]) -> Provider:
@@ -249,6 +260,7 @@ class Engine:
             delivery.log = [*delivery.log, _entry(now, provider, Result.CONFIG.value, exc.args[0])]
             _finish(delivery, DeliveryStatus.FAILED, str(exc.args[0]), now)
             return None
+        facts = await _web_push_facts(session, delivery)
         delivery.status = DeliveryStatus.SENDING
         delivery.attempts += 1
         delivery.provider_id = provider.id
@@ -281,6 +293,7 @@ class Engine:
             http=self.http,
             mark_data=mark_data,
             provider_id=provider.id,
+            web_push=facts,
         )
         return attempt, wait
 

@@ -60,7 +60,16 @@ class Provider(Base):
     """One configured provider of one channel of an app (e.g. an SMTP relay for email)."""
 
     __tablename__ = "providers"
-    __table_args__ = (Index("ix_providers_app_channel", "app_id", "channel", "priority", "id"),)
+    __table_args__ = (
+        Index("ix_providers_app_channel", "app_id", "channel", "priority", "id"),
+        # One web-push provider per app (its VAPID pair is the app's): made on first use.
+        Index(
+            "uq_providers_default_webpush",
+            "app_id",
+            unique=True,
+            postgresql_where=text("provider = 'default_webpush'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     app_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("apps.id", ondelete="CASCADE"))

@@ -5,10 +5,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import column, func, select, table, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.apps.models import App
+from app.delivery import catalogue
 from app.delivery.models import Delivery, DeliveryMessage, DeliveryStatus, Provider
 
 # -- providers -----------------------------------------------------------------------------
@@ -249,3 +251,69 @@ async def by_provider_message(
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+
+
+# -- web push ------------------------------------------------------------------------------
+
+
+async def ensure_default_webpush(session: AsyncSession, app_id: int, now: datetime) -> Provider:
+    """The app's `default_webpush` provider, added (enabled, default settings) if it has
+    none. Concurrent first sends meet on the unique index: one row, whoever wins."""
+    await session.execute(
+        insert(Provider)
+        .values(
+            app_id=app_id,
+            channel=catalogue.WEB_PUSH,
+            provider=catalogue.DEFAULT_WEBPUSH,
+            name=catalogue.DEFAULT_WEBPUSH,
+            config={},
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(
+            index_elements=["app_id"],
+            index_where=Provider.provider == catalogue.DEFAULT_WEBPUSH,
+        )
+    )
+    found = await session.scalar(
+        select(Provider).where(
+            Provider.app_id == app_id, Provider.provider == catalogue.DEFAULT_WEBPUSH
+        )
+    )
+    assert found is not None
+    return found
+
+
+async def has_provider(session: AsyncSession, app_id: int, provider: str) -> bool:
+    """Whether the app has a row of this provider kind, enabled or not."""
+    found = await session.scalar(
+        select(Provider.id).where(Provider.app_id == app_id, Provider.provider == provider).limit(1)
+    )
+    return found is not None
+
+
+# The inbox's table, read by name: delivery and inbox are independent packages.
+_notifications = table("notifications", column("id"), column("request_id"), column("user_id"))
+
+
+async def web_push_facts(
+    session: AsyncSession, *, app_id: int, request_id: uuid.UUID, user_id: int
+) -> tuple[str, str, str, str, int | None] | None:
+    """(API key, API secret, VAPID public key, VAPID private key, the user's inbox row id of
+    the send, if any): one round trip, at the claim."""
+    inbox_id = (
+        select(_notifications.c.id)
+        .where(_notifications.c.request_id == request_id, _notifications.c.user_id == user_id)
+        .scalar_subquery()
+    )
+    row = (
+        await session.execute(
+            select(
+                App.api_key, App.api_secret, App.vapid_public_key, App.vapid_private_key, inbox_id
+            ).where(App.id == app_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    key, secret, public, private, found = row
+    return key, secret, public, private, int(found) if found is not None else None

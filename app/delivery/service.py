@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.delivery import addresses, catalogue, content, opt_outs, repository
@@ -14,7 +15,7 @@ from app.delivery.crypto import Keyring
 from app.delivery.models import DeliveryStatus, Provider
 from app.delivery.schemas import ProviderCreate, ProviderRead, ProviderUpdate
 from app.devices import repository as devices_repository
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest, Conflict, NotFound
 from app.kit.timefmt import utcnow
 from app.queue.enqueue import enqueue_many
 from app.users import repository as users_repository
@@ -82,7 +83,16 @@ async def create_provider(
         updated_at=now,
     )
     _store(keyring, provider, spec, config)
-    return await repository.add_provider(session, provider)
+    if spec.provider != catalogue.DEFAULT_WEBPUSH:
+        return await repository.add_provider(session, provider)
+    try:
+        async with session.begin_nested():
+            return await repository.add_provider(session, provider)
+    except IntegrityError:  # the unique index: one per app
+        raise Conflict(
+            "the app already has its default_webpush provider (Herald adds it on first use): "
+            "change it with PATCH /admin/apps/{appId}/providers/{providerId}"
+        ) from None
 
 
 async def get_provider(session: AsyncSession, *, app_id: int, provider_id: int) -> Provider:
@@ -128,13 +138,22 @@ async def update_provider(
 
 
 async def enabled_channels(
-    session: AsyncSession, *, app_channels: Sequence[str], app_id: int
+    session: AsyncSession, *, app_channels: Sequence[str], app_id: int, web_push: bool
 ) -> list[str]:
     """The app's channels that can deliver: in its `channels` and, but for inApp, served by
-    an enabled provider."""
+    an enabled provider. webPush needs no row: it is on when this server can sign web push
+    (`web_push`: HERALD_VAPID_SUBJECT is set) unless the app's default_webpush is disabled."""
     if all(c == IN_APP for c in app_channels):
         return list(dict.fromkeys(app_channels))  # the inbox needs no provider: no query
     served = await repository.enabled_channels(session, app_id)
+    if not web_push:
+        served.discard(catalogue.WEB_PUSH)
+    elif (
+        catalogue.WEB_PUSH in app_channels
+        and catalogue.WEB_PUSH not in served
+        and not await repository.has_provider(session, app_id, catalogue.DEFAULT_WEBPUSH)
+    ):
+        served.add(catalogue.WEB_PUSH)  # Engagespot's default provider: on until turned off
     return [c for c in dict.fromkeys(app_channels) if c == IN_APP or c in served]
 
 
@@ -146,6 +165,7 @@ def seal_send(keyring: Keyring, payload: dict[str, Any]) -> dict[str, Any]:
     content.check(
         channel_override=(override or {}).get("channel") if isinstance(override, dict) else None,
         data=data,
+        override=override if isinstance(override, dict) else None,
     )
     if isinstance(override, dict) and content.provider_overrides(override):
         payload = {**payload, "override": content.seal_provider_overrides(keyring, override)}
@@ -173,6 +193,12 @@ async def create(
     by_channel: dict[str, list[Provider]] = {}
     for p in providers:
         by_channel.setdefault(p.channel, []).append(p)
+    if catalogue.WEB_PUSH not in by_channel and any(c == catalogue.WEB_PUSH for _, c in pairs):
+        # Routed to web push with no row yet: the implicit default provider becomes a row,
+        # which carries the engine's gates, pauses and delivery log like any other.
+        default = await repository.ensure_default_webpush(session, app_id, created_at)
+        if default.enabled:
+            by_channel[catalogue.WEB_PUSH] = [default]
     profiles = await users_repository.profiles(session, list({u for u, _ in pairs}))
     web_push_users = [u for u, c in pairs if c == catalogue.WEB_PUSH]
     subscriptions = await devices_repository.subscriptions_of(session, web_push_users)

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, null, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,6 +61,7 @@ async def drop_subscription(session: AsyncSession, *, user_id: int, endpoint: st
             Device.user_id == user_id,
             Device.web_push_subscription["endpoint"].astext == endpoint,
         )
-        .values(web_push_subscription=None)
+        # SQL NULL: a bare None would store the JSON value `null`, still IS NOT NULL.
+        .values(web_push_subscription=null())
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from app.auth.dependencies import InboxActor, InboxUser
+from app.auth.dependencies import InboxActor, InboxUser, PushClicker
 from app.db import ReadSessionDep, SessionDep
 from app.inbox import service
 from app.inbox.legacy import legacy_item, reads_item_under_data
@@ -130,9 +130,10 @@ async def delete_notification(
 @router.post("/notifications/{notification_id}/click", response_model=NotificationRead)
 @router.patch("/notifications/{notification_id}/click", response_model=NotificationRead)
 async def click_notification(
-    request: Request, session: SessionDep, principal: InboxActor, notification_id: DbId
+    request: Request, session: SessionDep, principal: PushClicker, notification_id: DbId
 ) -> NotificationRead:
-    """Mark a notification read (clicked); `{"read": false}` marks it unread again."""
+    """Mark a notification read (clicked); `{"read": false}` marks it unread again. The
+    web-push service worker's signed click is accepted here in secure mode too."""
     body = await optional_object(request)
     if truthy(body.get("read")):
         return await service.mark(

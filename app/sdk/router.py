@@ -3,6 +3,7 @@ from fastapi import APIRouter, Request
 from app.auth.dependencies import InboxUser
 from app.categories import repository as categories_repository
 from app.categories.schemas import CategoryRead
+from app.config import SettingsDep
 from app.db import SessionDep
 from app.delivery import service as delivery_service
 from app.devices import repository as devices_repository
@@ -25,7 +26,9 @@ def _short(body: dict[str, object], key: str) -> str | None:
 
 
 @router.post("/sdk/connect", response_model=Connected)
-async def connect(request: Request, session: SessionDep, principal: InboxUser) -> Connected:
+async def connect(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: InboxUser
+) -> Connected:
     """Identify the user (created if new), register the device, and describe the app."""
     body = await optional_object(request)
     device_type, browser_type = _short(body, "deviceType"), _short(body, "browserType")
@@ -46,7 +49,10 @@ async def connect(request: Request, session: SessionDep, principal: InboxUser) -
     app = principal.app
     categories = await categories_repository.list_for_app(session, app.id)
     channels = await delivery_service.enabled_channels(
-        session, app_channels=list(app.channels), app_id=app.id
+        session,
+        app_channels=list(app.channels),
+        app_id=app.id,
+        web_push=settings.vapid_subject is not None,
     )
     return Connected(
         unreadCount=await inbox_service.unread_count(session, user_id=user.id),
@@ -54,7 +60,8 @@ async def connect(request: Request, session: SessionDep, principal: InboxUser) -
             id=app.id,
             name=app.name,
             publicKey=app.vapid_public_key,
-            enableWebPush="webPush" in app.channels,
+            # @engagespot/core asks for permission and subscribes only when this is true.
+            enableWebPush="webPush" in channels,
             hideBranding=True,
             channels=channels,
             categories=[CategoryRead.of(c) for c in categories],

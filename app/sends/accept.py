@@ -85,17 +85,25 @@ def inbox_content(body: SendRequest, category_id: int | None) -> dict[str, Any]:
     }
 
 
-async def channels_of(session: AsyncSession, app: App, body: SendRequest) -> tuple[str, ...]:
+async def channels_of(
+    session: AsyncSession, app: App, body: SendRequest, *, web_push: bool
+) -> tuple[str, ...]:
     """The channels this send may use: the app's that can deliver, narrowed by
-    `override.channels`."""
+    `override.channels`. `web_push`: this server can sign web push (HERALD_VAPID_SUBJECT)."""
     enabled = await delivery_service.enabled_channels(
-        session, app_channels=list(app.channels), app_id=app.id
+        session, app_channels=list(app.channels), app_id=app.id, web_push=web_push
     )
     return routing.send_channels(enabled, body.override.channels if body.override else None)
 
 
 async def accept(
-    session: AsyncSession, *, app: App, body: SendRequest, limits: Limits, keyring: Keyring
+    session: AsyncSession,
+    *,
+    app: App,
+    body: SendRequest,
+    limits: Limits,
+    keyring: Keyring,
+    web_push: bool,
 ) -> uuid.UUID:
     """Store the request; write small immediate audiences now and queue everything else."""
     app_id = app.id
@@ -116,7 +124,7 @@ async def accept(
 
     now = utcnow()
     scheduled = body.sendAt is not None and body.sendAt > now
-    channels = await channels_of(session, app, body)
+    channels = await channels_of(session, app, body, web_push=web_push)
     # Small explicit audiences are written now, so a send followed by a list sees them.
     write_now = bool(channels) and not scheduled and len(user_ids) <= limits.inline_recipients
     deferred_users = [] if write_now else list(user_ids.values())

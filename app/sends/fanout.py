@@ -20,8 +20,11 @@ class Progress:
     written: int
 
 
-async def run_batch(session: AsyncSession, request_id: uuid.UUID, *, batch: int) -> Progress:
-    """Deliver the next batch of a request and move its cursor, atomically.
+async def run_batch(
+    session: AsyncSession, request_id: uuid.UUID, *, batch: int, web_push: bool = False
+) -> Progress:
+    """Deliver the next batch of a request and move its cursor, atomically (`web_push`: this
+    worker can sign web push, HERALD_VAPID_SUBJECT is set).
 
     The request row is locked, so two workers never interleave on one send; a worker
     killed mid-batch rolls back and the next one starts from the same cursor."""
@@ -41,7 +44,7 @@ async def run_batch(session: AsyncSession, request_id: uuid.UUID, *, batch: int)
     cancelled = set(request.cancelled_user_ids)
     routes = await routing.route(
         session,
-        channels=await channels_of(session, app, body) if app else (),
+        channels=await channels_of(session, app, body, web_push=web_push) if app else (),
         category_id=request.category_id,
         reached=[routing.reach_of(u, lists) for u, lists in rows if u not in cancelled],
     )

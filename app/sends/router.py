@@ -50,7 +50,12 @@ async def send_notification(
         max_recipients=settings.max_recipients, inline_recipients=settings.inline_recipients
     )
     request_id = await accept.accept(
-        session, app=principal.app, body=body, limits=limits, keyring=crypto.keyring(settings)
+        session,
+        app=principal.app,
+        body=body,
+        limits=limits,
+        keyring=crypto.keyring(settings),
+        web_push=settings.vapid_subject is not None,
     )
     if idempotency_key is not None:
         await idempotency.remember(

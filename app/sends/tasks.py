@@ -28,20 +28,28 @@ def _retrying(parameters: EntrypointExecutorParameters) -> DatabaseRetryEntrypoi
 
 
 async def fan_out(
-    sessionmaker: async_sessionmaker[AsyncSession], request_id: uuid.UUID, *, batch: int
+    sessionmaker: async_sessionmaker[AsyncSession],
+    request_id: uuid.UUID,
+    *,
+    batch: int,
+    web_push: bool = False,
 ) -> int:
     """Run batches until the request is finished; return the rows written."""
     written = 0
     while True:
         async with sessionmaker.begin() as session:
-            progress = await fanout.run_batch(session, request_id, batch=batch)
+            progress = await fanout.run_batch(session, request_id, batch=batch, web_push=web_push)
         written += progress.written
         if progress.done:
             return written
 
 
 def register(
-    qm: QueueManager, sessionmaker: async_sessionmaker[AsyncSession], *, batch: int = 5_000
+    qm: QueueManager,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    batch: int = 5_000,
+    web_push: bool = False,
 ) -> None:
     # A poisoned send is retried with backoff, then held by PgQueuer as `failed`, and the
     # request records the error for the admin API.
@@ -49,7 +57,7 @@ def register(
     async def fan_out_job(job: Job) -> None:
         request_id = uuid.UUID(json.loads(job.payload or b"{}")["requestId"])
         try:
-            written = await fan_out(sessionmaker, request_id, batch=batch)
+            written = await fan_out(sessionmaker, request_id, batch=batch, web_push=web_push)
         except Exception as exc:
             final = job.attempts >= MAX_ATTEMPTS - 1
             log.warning(

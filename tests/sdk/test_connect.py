@@ -180,10 +180,11 @@ async def test_connect_reports_the_channels_that_can_deliver(
     assert app is not None
     app.channels = ["inApp", "webPush", "email", "slack"]
     await session.flush()
-    # A channel is used when it is in the app's channels and has an enabled provider.
+    # A channel is used when it is in the app's channels and has an enabled provider; web
+    # push needs HERALD_VAPID_SUBJECT (unset here), and enableWebPush says whether it is used.
     response = await client.post("/v3/sdk/connect", headers=creds.user("alice"))
     assert response.json()["app"]["channels"] == ["inApp"]
-    assert response.json()["app"]["enableWebPush"] is True
+    assert response.json()["app"]["enableWebPush"] is False
     created = await client.post(
         f"/admin/apps/{creds.id}/channels/email/providers",
         json={"provider": "smtp_email", "config": {"SMTP_HOST": "mx.test", "FROM_EMAIL": "a@b.co"}},

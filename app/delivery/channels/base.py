@@ -9,6 +9,18 @@ from app.delivery.outcome import Outcome
 
 
 @dataclass(frozen=True)
+class WebPushFacts:
+    """What a web push carries beyond the delivery: the app's keys and the user's inbox row
+    of this send (its id is the one the service worker's click marks read)."""
+
+    api_key: str
+    api_secret: str
+    vapid_public_key: str
+    vapid_private_key: str
+    inbox_id: int | None
+
+
+@dataclass(frozen=True)
 class Attempt:
     """Everything one attempt needs, loaded before the send: no database during it."""
 
@@ -29,6 +41,8 @@ class Attempt:
     mark_data: Callable[[], Awaitable[None]]
     # The provider row's id (delivery callbacks name it in their URL).
     provider_id: int = 0
+    # Loaded at the claim for webPush deliveries only.
+    web_push: WebPushFacts | None = None
 
 
 class Sender(Protocol):
