@@ -109,7 +109,8 @@ class DeliveryRead(BaseModel):
             requestId=str(row.request_id),
             user=row.recipient,
             channel=row.channel,
-            target=row.target,
+            # A web-push target holds the subscription's keys: show only where it goes.
+            target=row.target_key if row.channel == "webPush" else row.target,
             provider=row.provider,
             providerId=row.provider_id,
             status=row.status,
