@@ -3,12 +3,16 @@
 Config values arrive as strings or numbers (`"587"` or `587`); each key has a kind that
 normalises it. Secret keys are sealed at rest and masked in every answer."""
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from app.delivery import credentials
 from app.errors import BadRequest
 
-Kind = Literal["text", "int", "bool", "url"]
+# `json`: an object, given as one or as its text (a service-account file), stored as text.
+Kind = Literal["text", "int", "bool", "url", "json"]
 EMAIL, WEBHOOK, SLACK, DISCORD, TEAMS = "email", "webhook", "slack", "discord", "chat"
 WEB_PUSH, MOBILE_PUSH, SMS, WHATSAPP = "webPush", "mobilePush", "sms", "whatsapp"
 # Channels where a second copy costs the user (or the customer) something: after the message
@@ -25,6 +29,8 @@ class Key:
     kind: Kind = "text"
     secret: bool = False
     required: bool = False
+    # Raises ValueError (saying what is wrong, never quoting the value) for an unusable value.
+    check: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,47 @@ SPECS: dict[str, Spec] = {
     )
 }
 
+# Mobile push: tokens from `fcm.tokens`, `apns.tokens`, `expo.tokens` (see addresses.py).
+SPECS.update(
+    {
+        s.provider: s
+        for s in (
+            Spec(
+                "fcm",
+                MOBILE_PUSH,
+                (
+                    Key(
+                        "SERVICE_ACCOUNT",
+                        "json",
+                        secret=True,
+                        required=True,
+                        check=credentials.check_service_account,
+                    ),
+                ),
+            ),
+            # No Engagespot provider id for APNs: Herald's, named after Apple's terms.
+            Spec(
+                "apns",
+                MOBILE_PUSH,
+                (
+                    Key("TEAM_ID", required=True),
+                    Key("KEY_ID", required=True),
+                    Key(
+                        "PRIVATE_KEY", secret=True, required=True, check=credentials.check_apns_key
+                    ),
+                    Key("BUNDLE_ID", required=True),
+                    # api.sandbox.push.apple.com for development builds' tokens.
+                    Key("SANDBOX", "bool"),
+                ),
+            ),
+            Spec("expo", MOBILE_PUSH, (Key("ACCESS_TOKEN", secret=True),)),
+        )
+    }
+)
+# Providers whose deliveries go out in batches (messages per request): one queue job takes
+# up to this many deliveries of a send (engine.run_batch).
+BATCH_SIZES = {"expo": 100}
+
 CHANNELS_WITH_PROVIDERS = frozenset(s.channel for s in SPECS.values())
 
 
@@ -131,6 +178,8 @@ def spec_for(channel: str, provider: str) -> Spec:
 
 def _value(key: Key, raw: object) -> str | int | bool:
     where = f"config.{key.name}"
+    if key.kind == "json":
+        return _json(key, raw)
     if isinstance(raw, bool):
         if key.kind == "bool":
             return raw
@@ -157,6 +206,31 @@ def _value(key: Key, raw: object) -> str | int | bool:
         raise BadRequest(f"{where} must be true or false")
     if key.kind == "url" and text and not text.startswith(("https://", "http://")):
         raise BadRequest(f"{where} must be an http(s) URL")
+    _check(key, text)
+    return text
+
+
+def _check(key: Key, text: str) -> None:
+    if key.check is not None and text:
+        try:
+            key.check(text)
+        except ValueError as exc:
+            raise BadRequest(f"config.{key.name} {exc}") from None
+
+
+def _json(key: Key, raw: object) -> str:
+    where = f"config.{key.name}"
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise BadRequest(f"{where} must be a JSON object") from None
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{where} must be a JSON object")
+    text = json.dumps(raw, separators=(",", ":")) if raw else ""
+    if len(text) > 16_384:
+        raise BadRequest(f"{where} must be at most 16384 characters")
+    _check(key, text)
     return text
 
 
