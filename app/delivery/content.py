@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from app.delivery import catalogue
+from app.delivery import catalogue, push_content
 from app.delivery.crypto import Keyring
 from app.errors import BadRequest
 
@@ -88,6 +88,7 @@ def attachments(data: dict[str, Any] | None) -> list[dict[str, str]]:
 def check(*, channel_override: dict[str, Any] | None, data: dict[str, Any] | None) -> None:
     """Refuse a send whose e-mail override or attachments are malformed, before it is stored."""
     _email_override((channel_override or {}).get("email"))
+    push_content.options((channel_override or {}).get(catalogue.MOBILE_PUSH))
     attachments(data)
 
 
@@ -100,6 +101,7 @@ def seal_provider_overrides(keyring: Keyring, override: dict[str, Any]) -> dict[
             continue
         if not isinstance(value, dict):
             raise BadRequest(f"override.{key} must be an object")
+        push_content.check_provider_override(key, value)
         out[key] = {SEALED: keyring.seal(json.dumps(value), context=_CONTEXT)}
     return out
 
@@ -134,6 +136,8 @@ def render(
     title = notification.get("title") or ""
     message = notification.get("message") or ""
     url = notification.get("url")
+    if channel == catalogue.MOBILE_PUSH:
+        return push_content.render(notification, channel_override)
     if channel != catalogue.EMAIL:
         return {
             "title": title,
