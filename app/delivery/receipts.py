@@ -63,14 +63,14 @@ async def schedule(
         await _enqueue(session, settings, tickets, 0, settings.expo_receipt_delay)
 
 
-def _entry(now: datetime, delivery: Delivery, error: str | None, **extra: Any) -> dict[str, Any]:
+def _entry(now: datetime, delivery: Delivery, error: str | None) -> dict[str, Any]:
+    """A log entry `receipt`: without an error, FCM or APNs took the message."""
     return {
         "at": iso(now),
         "provider": delivery.provider,
         "providerId": delivery.provider_id,
         "outcome": "receipt",
         "error": error[:1000] if error else None,
-        **extra,
     }
 
 
@@ -94,12 +94,12 @@ async def _apply(
     now = await _now(session)
     receipt = receipt if isinstance(receipt, dict) else {}
     if receipt.get("status") == "ok":
-        delivery.log = [*delivery.log, _entry(now, delivery, None, receipt="ok")]
+        delivery.log = [*delivery.log, _entry(now, delivery, None)]
         delivery.updated_at = now
         return
     outcome = expo.of_error(receipt.get("details"), str(receipt.get("message") or ""), None)
     error = f"receipt: {outcome.error}"
-    delivery.log = [*delivery.log, _entry(now, delivery, error, receipt="error")]
+    delivery.log = [*delivery.log, _entry(now, delivery, error)]
     if outcome.dead_target:
         done = await targets.forget(session, delivery)
         _fail(delivery, f"{error} ({done})", now)
@@ -191,7 +191,7 @@ async def check(
                 if delivery is not None and delivery.provider_message_id == ticket:
                     note = f"no receipt after {ROUNDS} requests; the delivery stays sent"
                     now = await _now(session)
-                    delivery.log = [*delivery.log, _entry(now, delivery, note, receipt="none")]
+                    delivery.log = [*delivery.log, _entry(now, delivery, note)]
         return
     async with sessionmaker.begin() as session:
         wait = max(settings.expo_receipt_delay * (round_ + 2), retry_after)

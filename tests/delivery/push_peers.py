@@ -299,10 +299,11 @@ class ApnsPeer:
     keys: dict[str, tuple[str, Any]] = field(default_factory=dict)
     hits: list[ApnsHit] = field(default_factory=list)
     scripts: dict[str, Script] = field(default_factory=dict)
-    # Provider tokens answered with 403 ExpiredProviderToken the first time they are seen.
-    expire: set[str] = field(default_factory=set)
-    expire_all: bool = False
-    refused: set[str] = field(default_factory=set)
+    # Teams whose next provider token is answered 403 ExpiredProviderToken (then, always).
+    expire_next: set[str] = field(default_factory=set)
+    expired: set[str] = field(default_factory=set)
+    # Provider tokens refused (403), and why.
+    refusals: list[str] = field(default_factory=list)
 
     def key(self, team_id: str) -> tuple[str, str]:
         """(KEY_ID, .p8 text) of a fresh key this peer trusts for `team_id`."""
@@ -325,8 +326,10 @@ class ApnsPeer:
                 provider_token, public, algorithms=["ES256"], options={"require": ["iss", "iat"]}
             )
         except (jwt.PyJWTError, KeyError):
+            self.refusals.append("InvalidProviderToken")
             return Response(json.dumps({"reason": "InvalidProviderToken"}), status_code=403)
         if claims["iss"] != team_id or header.get("alg") != "ES256":
+            self.refusals.append("InvalidProviderToken")
             return Response(json.dumps({"reason": "InvalidProviderToken"}), status_code=403)
         self.hits.append(
             ApnsHit(
@@ -339,12 +342,11 @@ class ApnsPeer:
                 time.monotonic(),
             )
         )
-        if self.expire_all or (
-            provider_token in self.expire and provider_token not in self.refused
-        ):
-            self.refused.add(provider_token)
-            return Response(json.dumps({"reason": "ExpiredProviderToken"}), status_code=403)
-        if provider_token in self.refused:
+        if team_id in self.expire_next:
+            self.expire_next.discard(team_id)
+            self.expired.add(provider_token)
+        if provider_token in self.expired:
+            self.refusals.append("ExpiredProviderToken")
             return Response(json.dumps({"reason": "ExpiredProviderToken"}), status_code=403)
         scripted = _answer(self.scripts.get(token))
         if scripted is not None:
@@ -379,11 +381,13 @@ class ExpoPeer:
     # Request-level answers for /send and /getReceipts, popped one per request.
     send_script: Script = field(default_factory=list)
     receipt_script: Script = field(default_factory=list)
-    # Per token: the ticket error code, or the receipt (error code) Expo will report.
+    # Per token: the ticket error code; the receipt error codes of its next tickets.
     ticket_errors: dict[str, str] = field(default_factory=dict)
-    receipt_errors: dict[str, str] = field(default_factory=dict)
-    # ticket id -> token, and receipt requests made
-    tickets: dict[str, str] = field(default_factory=dict)
+    receipt_errors: dict[str, list[str]] = field(default_factory=dict)
+    # Per token, its Expo project (default one project): a request may not mix projects.
+    projects: dict[str, str] = field(default_factory=dict)
+    # ticket id -> (token, receipt error or None), and the receipt requests made
+    tickets: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     receipt_requests: list[list[str]] = field(default_factory=list)
     send_at: list[float] = field(default_factory=list)
 
@@ -401,6 +405,17 @@ class ExpoPeer:
                 {"errors": [{"code": "PUSH_TOO_MANY_NOTIFICATIONS", "message": "> 100"}]},
                 status_code=400,
             )
+        projects: dict[str, list[str]] = {}
+        for m in messages:
+            projects.setdefault(self.projects.get(m["to"], "@herald/app"), []).append(m["to"])
+        if len(projects) > 1:
+            error = {
+                "code": "PUSH_TOO_MANY_EXPERIENCE_IDS",
+                "message": "All push notification messages in the same request must be for "
+                "the same project; separate your push notifications by project.",
+                "details": projects,
+            }
+            return JSONResponse({"errors": [error]}, status_code=400)
         out: list[dict[str, Any]] = []
         for m in messages:
             token = m["to"]
@@ -414,7 +429,8 @@ class ExpoPeer:
                 )
                 continue
             ticket = secrets.token_hex(8)
-            self.tickets[ticket] = token
+            planned = self.receipt_errors.get(token)
+            self.tickets[ticket] = (token, planned.pop(0) if planned else None)
             out.append({"status": "ok", "id": ticket})
         return JSONResponse({"data": out})
 
@@ -426,10 +442,9 @@ class ExpoPeer:
             return scripted
         out: dict[str, Any] = {}
         for ticket in ids:
-            token = self.tickets.get(ticket)
-            if token is None:
+            if ticket not in self.tickets:
                 continue
-            error = self.receipt_errors.get(token)
+            _, error = self.tickets[ticket]
             out[ticket] = (
                 {"status": "error", "message": f"{error} (peer)", "details": {"error": error}}
                 if error

@@ -16,6 +16,7 @@ from typing import Any
 
 import jwt
 
+from app.config import Settings
 from app.delivery import credentials
 from app.delivery.channels import push
 from app.delivery.channels.base import Attempt, passthrough, provider_config
@@ -43,9 +44,10 @@ def provider_token(*, team_id: str, key_id: str, key: Any, now: int) -> str:
     return jwt.encode({"iss": team_id, "iat": now}, key, algorithm="ES256", headers={"kid": key_id})
 
 
-def base_url(attempt: Attempt, config: dict[str, Any]) -> str:
-    if attempt.settings.apns_base_url:
-        return attempt.settings.apns_base_url.rstrip("/")
+def base_url(settings: Settings, config: dict[str, Any]) -> str:
+    """HERALD_APNS_BASE_URL, else Apple's sandbox or production host by SANDBOX."""
+    if settings.apns_base_url:
+        return settings.apns_base_url.rstrip("/")
     sandbox = config.get("SANDBOX")
     if isinstance(sandbox, str):
         sandbox = sandbox.strip().lower() in ("true", "1", "yes", "on")
@@ -131,7 +133,7 @@ async def send(attempt: Attempt) -> Outcome:
     headers, body = request(attempt, topic)
     if len(body) > MAX_PAYLOAD:
         return Outcome(Result.PERMANENT, f"payload is {len(body)} bytes, APNs takes {MAX_PAYLOAD}")
-    url = f"{base_url(attempt, config)}/3/device/{token}"
+    url = f"{base_url(attempt.settings, config)}/3/device/{token}"
     cache_key = hashlib.sha256(
         json.dumps([team_id, key_id, str(config["PRIVATE_KEY"])]).encode()
     ).hexdigest()
