@@ -390,6 +390,8 @@ class ExpoPeer:
     tickets: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     receipt_requests: list[list[str]] = field(default_factory=list)
     send_at: list[float] = field(default_factory=list)
+    # Seconds the next /send answers take (an answer that never comes in time).
+    hold: float = 0.0
 
     async def _send(self, request: Request) -> Response:
         self.send_at.append(time.monotonic())
@@ -397,6 +399,8 @@ class ExpoPeer:
         messages = json.loads(await request.body())
         assert isinstance(messages, list)
         self.batches.append(messages)
+        if self.hold:
+            await asyncio.sleep(self.hold)
         scripted = _answer(self.send_script)
         if scripted is not None:
             return scripted

@@ -14,6 +14,7 @@ import trustme
 
 from app.config import Settings
 from app.delivery.channels import apns
+from app.delivery.http import BlockedAddress, Client
 from app.worker import Worker
 from tests.delivery.conftest import send, settled
 from tests.delivery.push_peers import (
@@ -216,3 +217,41 @@ def test_the_sandbox_flag_picks_apples_host_unless_a_base_url_is_set(
     assert apns.base_url(apple, {"SANDBOX": True}) == "https://api.sandbox.push.apple.com"
     aimed = channel_settings.model_copy(update={"apns_base_url": "https://proxy.test/"})
     assert apns.base_url(aimed, {"SANDBOX": True}) == "https://proxy.test"
+
+
+async def test_the_http2_client_checks_the_address_of_every_connection(
+    apns_peer: ApnsPeer,
+) -> None:
+    client = Client(allow_private=False, timeout=2)
+    try:
+        with pytest.raises(BlockedAddress):
+            await client.http2().post(apns_peer.url(f"/3/device/{device()}"), content=b"{}")
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"channel": {"mobilePush": {"ttl": "soon"}}}, "override.channel.mobilePush.ttl must be"),
+        ({"channel": {"mobilePush": {"priority": 10}}}, "override.channel.mobilePush.priority"),
+        ({"channel": {"mobilePush": "loud"}}, "override.channel.mobilePush must be an object"),
+        ({"apns": {"apns-priority": "10\r\nx-evil: 1"}}, "override.apns.apns-priority must be"),
+        ({"apns": {"apns-unknown": "1"}}, "override.apns.apns-unknown is not an APNs header"),
+    ],
+)
+async def test_a_malformed_push_override_is_refused_at_the_send(
+    api: httpx.AsyncClient, apns_peer: ApnsPeer, override: dict[str, Any], message: str
+) -> None:
+    creds, _, _ = await apns_app(api, apns_peer)
+    response = await api.post(
+        "/v3/notifications",
+        json={
+            "notification": {"title": "x"},
+            "sendTo": {"recipients": ["o"]},
+            "override": override,
+        },
+        headers=creds.backend(),
+    )
+    assert response.status_code == 400, response.text
+    assert message in str(response.json()["message"])

@@ -208,3 +208,29 @@ async def test_a_batch_mixing_expo_projects_is_sent_project_by_project(
     sent = [sorted(m["to"] for m in b) for b in expo_peer.batches[before:]]
     assert sent[0] == sorted([ours, theirs])  # refused with Expo's per-project split
     assert sorted(sent[1:]) == sorted([[ours], [theirs]])
+
+
+async def test_a_batch_without_an_answer_is_unknown_and_never_sent_twice(
+    api: httpx.AsyncClient, expo_peer: ExpoPeer, expo_worker: Callable[..., Worker]
+) -> None:
+    creds, _ = await push_app(api, "expo", {})
+    users = {f"h{i}": expo_token() for i in range(3)}
+    before = len(expo_peer.batches)
+    expo_peer.hold = 2.0
+    try:
+        expo_worker(delivery_http_timeout=0.5)
+        request_id = await send(
+            api,
+            creds,
+            {
+                "notification": {"title": "H"},
+                "sendTo": {"recipients": [inline(u, t) for u, t in users.items()]},
+            },
+        )
+        found = await settled(api, creds, request_id, count=3)
+    finally:
+        expo_peer.hold = 0.0
+    # Marked handed over right before the request: a timeout may have delivered them.
+    assert {(d["status"], d["attempts"]) for d in found} == {("unknown", 1)}
+    assert {d["log"][-1]["outcome"] for d in found} == {"unknown"}
+    assert [len(b) for b in expo_peer.batches[before:]] == [3]
