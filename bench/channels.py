@@ -639,7 +639,7 @@ def render_push(args: argparse.Namespace, out: dict[str, Any]) -> str:
 
 def push_mode(args: argparse.Namespace) -> None:
     if args.quick:
-        args.deliveries, args.read_seconds = 100, 1
+        args.deliveries, args.read_seconds = 50, 1
     out = asyncio.run(push_main(args))
     text = render_push(args, out)
     print(text)

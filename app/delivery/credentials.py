@@ -4,12 +4,15 @@ APNs signing key (.p8). Checked when the provider is saved, parsed once per proc
 Errors are ValueErrors whose text names what is wrong and never quotes the secret."""
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+# Lower-case letters, digits, hyphens; older ids may carry a domain (`example.com:project`).
+_PROJECT = re.compile(r"^[a-z0-9][a-z0-9.:-]{0,127}$")
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105  (a URL)
 
 
@@ -48,6 +51,9 @@ def service_account(text: str) -> ServiceAccount:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"has no `{name}` (download the key of a service account)")
         fields[name] = value.strip()
+    # It goes into the FCM URL's path: only what Google project ids are made of.
+    if not _PROJECT.match(fields["project_id"]):
+        raise ValueError("has a `project_id` that is not a Google Cloud project id")
     token_uri = document.get("token_uri") or GOOGLE_TOKEN_URI
     if not isinstance(token_uri, str) or not token_uri.startswith(("https://", "http://")):
         raise ValueError("has a `token_uri` that is not an http(s) URL")

@@ -272,6 +272,10 @@ async def test_a_service_account_google_refuses_is_a_configuration_error(
             {"project_id": "p", "client_email": "a@p", "private_key": "nope"},
             "config.SERVICE_ACCOUNT has a `private_key` that is not a PEM private key",
         ),
+        (
+            {"project_id": "p/../../x?", "client_email": "a@p", "private_key": "nope"},
+            "config.SERVICE_ACCOUNT has a `project_id` that is not a Google Cloud project id",
+        ),
     ],
 )
 async def test_an_unusable_service_account_is_refused_when_saved(
