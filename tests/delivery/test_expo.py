@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.worker import Worker
 from tests.delivery.conftest import ADMIN, send, settled
@@ -211,14 +213,17 @@ async def test_a_batch_mixing_expo_projects_is_sent_project_by_project(
 
 
 async def test_a_batch_without_an_answer_is_unknown_and_never_sent_twice(
-    api: httpx.AsyncClient, expo_peer: ExpoPeer, expo_worker: Callable[..., Worker]
+    api: httpx.AsyncClient,
+    expo_peer: ExpoPeer,
+    expo_worker: Callable[..., Worker],
+    channel_engine: AsyncEngine,
 ) -> None:
     creds, _ = await push_app(api, "expo", {})
     users = {f"h{i}": expo_token() for i in range(3)}
     before = len(expo_peer.batches)
-    expo_peer.hold = 2.0
+    expo_peer.hold = 3.0
     try:
-        expo_worker(delivery_http_timeout=0.5)
+        expo_worker(delivery_http_timeout=1.5)
         request_id = await send(
             api,
             creds,
@@ -226,6 +231,23 @@ async def test_a_batch_without_an_answer_is_unknown_and_never_sent_twice(
                 "notification": {"title": "H"},
                 "sendTo": {"recipients": [inline(u, t) for u, t in users.items()]},
             },
+        )
+
+        async def in_flight() -> list[tuple[str, str | None]] | None:
+            if len(expo_peer.batches) == before:
+                return None
+            async with channel_engine.connect() as conn:
+                rows = await conn.execute(
+                    text("SELECT status, phase FROM deliveries WHERE request_id = :r"),
+                    {"r": request_id},
+                )
+                return [(str(s), p) for s, p in rows]
+
+        # While the request is out, every delivery of the batch is marked handed over: a
+        # worker dying now leaves them `unknown` (engine._recover), not sent again.
+        assert (
+            await wait_for(in_flight, within=10, what="the batch at Expo")
+            == [("sending", "data")] * 3
         )
         found = await settled(api, creds, request_id, count=3)
     finally:
