@@ -11,7 +11,12 @@ Crash policy (a row found in `sending` means its worker died mid-attempt):
   worker died before the message was handed over (before SMTP DATA, or before the provider
   request left: the sender calls `mark_data` right before that point). Otherwise `unknown`:
   it may have arrived, and a second copy is the failure users hate most (and, for SMS, costs
-  money)."""
+  money).
+
+Batch providers (Expo, catalogue.BATCH_SIZES) take up to 100 messages per request: their
+deliveries come in jobs of many ids (`run_batch`). Each is claimed and recorded exactly as
+above, in one transaction per step for the whole batch; the batch is marked handed over in
+one statement right before its request; deliveries to try again stay one batch job."""
 
 import asyncio
 import hashlib
