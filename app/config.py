@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     # Web push: the VAPID `sub` claim (a mailto: or https: contact); unset, web push is off.
     vapid_subject: str | None = None
 
+    # Mobile push (fcm, apns, expo). The FCM token URL is the service account's `token_uri`;
+    # without an APNs base URL a provider's SANDBOX flag picks Apple's sandbox or production.
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    apns_base_url: str | None = None
+    expo_base_url: str = "https://exp.host"
+    # How long after a send Expo's receipts are fetched (they appear within ~30 min).
+    expo_receipt_delay: float = Field(default=900, gt=0)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -236,6 +244,21 @@ class Settings(BaseSettings):
         value = value.strip()
         if value and not croniter.is_valid(value):
             raise ValueError("must be a cron expression such as '17 * * * *'")
+        return value
+
+    @field_validator("apns_base_url", mode="before")
+    @classmethod
+    def _empty_apns_base_url(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("fcm_base_url", "apns_base_url", "expo_base_url")
+    @classmethod
+    def _push_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL such as https://fcm.googleapis.com")
         return value
 
 

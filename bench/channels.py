@@ -6,6 +6,8 @@ inbox-only sends before and after the channels change, all in one run.
                                         # of 600 sends
     python -m bench.channels --quick    # a smoke run in a few seconds
     python -m bench.channels --sms      # SMS through a Twilio-shaped peer, webhooks as baseline
+    python -m bench.channels --push     # FCM, APNs, Expo pushes/s (and webhooks/s as the
+                                        # same-run baseline), inbox p99 while each runs
 
 Runs on a PostgreSQL server (--database-url, default the local one on 127.0.0.1:5432) in
 fresh databases. Peers run in this process's threads: an aiosmtpd SMTP server (plain SMTP, no
@@ -56,8 +58,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench.load import Processes
+from bench.push_peers import PushPeers, apns_config, service_account
 from bench.seed import progress
-from bench.server import asyncpg_url, drop, herald, plain, recreate
+from bench.server import asyncpg_url, drop, herald, plain, postmaster_pid, recreate
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -713,6 +717,228 @@ def render_sms(args: argparse.Namespace, out: dict[str, Any]) -> str:
     )
 
 
+# -- mobile push (--push) ------------------------------------------------------------------
+
+
+def _push_token(provider: str, i: int) -> str:
+    if provider == "apns":
+        return f"{i:064x}"
+    if provider == "expo":
+        return f"ExponentPushToken[bench-{i}]"
+    return f"fcm-bench-{i}"
+
+
+async def seed_push_users(dsn: str, app_id: int, n: int, provider: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.executemany(
+            "INSERT INTO users (app_id, identifier, profile) VALUES ($1, $2, $3::jsonb)",
+            [
+                (app_id, f"u{i}", f'{{"{provider}": {{"tokens": ["{_push_token(provider, i)}"]}}}}')
+                for i in range(n)
+            ],
+        )
+    finally:
+        await conn.close()
+
+
+async def reads_while(
+    base: str, app: dict[str, Any], work: Awaitable[float], concurrency: int = 4
+) -> tuple[float, list[float]]:
+    """Inbox reads for exactly as long as `work` runs: (its result, read latencies in ms)."""
+    latencies: list[float] = []
+    stop = asyncio.Event()
+    headers = {"X-ENGAGESPOT-API-KEY": app["apiKey"], "X-ENGAGESPOT-USER-ID": "reader"}
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+
+        async def lane() -> None:
+            while not stop.is_set():
+                t = time.perf_counter()
+                r = await client.get("/v3/notifications", headers=headers)
+                assert r.status_code == 200, r.text
+                latencies.append((time.perf_counter() - t) * 1000)
+
+        lanes = [asyncio.create_task(lane()) for _ in range(concurrency)]
+        try:
+            result = await work
+        finally:
+            stop.set()
+            await asyncio.gather(*lanes)
+    return result, latencies
+
+
+async def push_main(args: argparse.Namespace) -> dict[str, Any]:
+    server = asyncpg_url(args.database_url)
+    name = args.database_name + "_push"
+    database = await recreate(server, name)
+    peers = PushPeers().start()
+    receiver = Receiver()
+    env = {
+        "HERALD_ALLOW_PRIVATE_TARGETS": "true",
+        "HERALD_SECRET_KEY": secrets.token_urlsafe(40),
+        "SSL_CERT_FILE": str(peers.ca_file),
+        "HERALD_FCM_BASE_URL": peers.url,
+        "HERALD_APNS_BASE_URL": peers.url,
+        "HERALD_EXPO_BASE_URL": peers.url,
+        # Receipts are fetched after the run, not during it.
+        "HERALD_EXPO_RECEIPT_DELAY": "3600",
+    }
+    n = args.deliveries
+    out: dict[str, Any] = {
+        "load_start": loadavg(),
+        **{k: {} for k in ("rates", "busy_rates", "p99", "p50", "reads", "cpu")},
+    }
+    try:
+        with herald(database, admin_token=ADMIN, extra_env=env) as (base, proc):
+            headers = {"Authorization": f"Bearer {ADMIN}"}
+            apps: dict[str, dict[str, Any]] = {}
+            async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+                for provider, channel, config in (
+                    (
+                        "fcm",
+                        "mobilePush",
+                        {"SERVICE_ACCOUNT": service_account(f"{peers.url}/token")},
+                    ),
+                    ("apns", "mobilePush", apns_config()),
+                    ("expo", "mobilePush", {}),
+                    ("default_webhook", "webhook", {"SIGNING_KEY": "bench-key"}),
+                ):
+                    app = await app_with(client, ["inApp", channel])
+                    r = await client.post(
+                        f"/admin/apps/{app['id']}/channels/{channel}/providers",
+                        json={"provider": provider, "config": config},
+                        headers=headers,
+                    )
+                    r.raise_for_status()
+                    apps[provider] = app
+                reader_app = apps["fcm"]
+                r = await client.post(
+                    "/v3/notifications",
+                    json={"notification": {"title": "seed"}, "sendTo": {"recipients": ["reader"]}},
+                    headers=backend(reader_app),
+                )
+                r.raise_for_status()
+            dsn = plain(database)
+            processes = Processes(server_pid=proc.pid, postmaster_pid=await postmaster_pid(dsn))
+            for provider in ("fcm", "apns", "expo"):
+                await seed_push_users(dsn, int(apps[provider]["id"]), 2 * n, provider)
+            await seed_users(
+                dsn,
+                int(apps["default_webhook"]["id"]),
+                2 * n,
+                0,
+                f"http://127.0.0.1:{receiver.port}/hook",
+            )
+            progress("inbox reads, idle")
+            idle = await inbox_reads(base, reader_app, args.read_seconds, 4)
+            out["p50"]["idle"], out["p99"]["idle"] = pct(idle, 0.5), pct(idle, 0.99)
+            out["reads"]["idle"] = len(idle)
+            counters: dict[str, Callable[[], int]] = {
+                "fcm": lambda: peers.counts["fcm"],
+                "apns": lambda: peers.counts["apns"],
+                "expo": lambda: peers.counts["expo"],
+                "default_webhook": lambda: receiver.count,
+            }
+            for provider in ("default_webhook", "fcm", "apns", "expo"):
+                channel = "webhook" if provider == "default_webhook" else "mobilePush"
+
+                def run(provider: str = provider, channel: str = channel) -> Awaitable[float]:
+                    return deliver(
+                        base,
+                        dsn,
+                        apps[provider],
+                        channel=channel,
+                        n=n,
+                        per_send=min(100, n),
+                        done=counters[provider],
+                    )
+
+                progress(f"{n} deliveries through {provider}, alone")
+                before = processes.cpu()
+                seconds = await run()
+                spent = processes.cpu() - before
+                # CPU ms per delivery: Herald (the API taking the sends, and the worker),
+                # PostgreSQL, this process (the peers and the sends).
+                out["cpu"][provider] = tuple(
+                    None if x is None else x * 1000 / n
+                    for x in (spent.server, spent.postgres, spent.client)
+                )
+                out["rates"][provider] = n / seconds
+                progress(f"{n} more through {provider}, with inbox reads")
+                seconds, busy = await reads_while(base, reader_app, run())
+                out["busy_rates"][provider] = n / seconds
+                out["p50"][provider], out["p99"][provider] = pct(busy, 0.5), pct(busy, 0.99)
+                out["reads"][provider] = len(busy)
+            out["grants"] = peers.counts["grants"]
+    finally:
+        peers.stop()
+        receiver.stop()
+        await drop(server, name)
+    out["load_end"] = loadavg()
+    return out
+
+
+def render_push(args: argparse.Namespace, out: dict[str, Any]) -> str:
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    machine = f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+    load = f"load average {' '.join(out['load_start'])} at start, {' '.join(out['load_end'])}"
+    n = args.deliveries
+    idle99 = out["p99"]["idle"]
+    base_rate = out["rates"]["default_webhook"]
+    labels = {
+        "default_webhook": "signed webhooks (baseline, HTTP/1.1, no TLS)",
+        "fcm": "FCM v1 (HTTP/1.1 + TLS, one request per token)",
+        "apns": "APNs (HTTP/2 + TLS, ES256 provider token)",
+        "expo": "Expo (TLS, batches of 100)",
+    }
+    lines = [
+        f"## Push: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- Machine: {machine}, Python {platform.python_version()}; {load} at end "
+        "(other engineers' jobs shared this machine)",
+        f"- Command: `python -m bench.channels {shlex.join(sys.argv[1:])}`; Herald {head}",
+        "- Peers in the bench process: one hypercorn server over TLS (trustme CA through "
+        "SSL_CERT_FILE) for the token endpoint, FCM, APNs (HTTP/2) and Expo, answering "
+        "success; a uvicorn receiver for the webhooks; one `herald serve` with its in-process "
+        f"worker (16 delivery slots); {n} deliveries per provider alone, then {n} more with "
+        "4 inbox readers; sends of 100 users with one token each",
+        f"- FCM access-token grants during the run: {out['grants']}",
+        "",
+        "| what | deliveries/s alone | vs webhooks | CPU ms per delivery: Herald / "
+        "PostgreSQL / bench+peers | deliveries/s with 4 inbox readers | inbox page p50 / p99 "
+        "meanwhile | p99 vs idle |",
+        "|---|---|---|---|---|---|---|",
+        f"| inbox page, idle (4 readers) | | | | | {out['p50']['idle']:.1f} / {idle99:.1f} ms "
+        f"({out['reads']['idle']} reads) | |",
+    ]
+    for provider in ("default_webhook", "fcm", "apns", "expo"):
+        rate = out["rates"][provider]
+        cpu = " / ".join("?" if x is None else f"{x:.1f}" for x in out["cpu"][provider])
+        lines.append(
+            f"| {labels[provider]} | **{rate:.0f}/s** | {rate / base_rate:.2f}x | {cpu} | "
+            f"{out['busy_rates'][provider]:.0f}/s | "
+            f"{out['p50'][provider]:.1f} / {out['p99'][provider]:.1f} ms "
+            f"({out['reads'][provider]} reads) | {out['p99'][provider] / idle99:.2f}x |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def push_mode(args: argparse.Namespace) -> None:
+    if args.quick:
+        args.deliveries, args.read_seconds = 50, 1
+    out = asyncio.run(push_main(args))
+    text = render_push(args, out)
+    print(text)
+    rates = " ".join(f"{k}_per_s={v:.0f}" for k, v in out["rates"].items())
+    print(f"RESULT {rates} inbox_p99_idle_ms={out['p99']['idle']:.1f} grants={out['grants']}")
+    if args.results or not args.quick:
+        with (args.results or RESULTS).open("a") as fh:
+            fh.write("\n" + text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -727,12 +953,16 @@ def main() -> None:
     parser.add_argument("--database-name", default="herald_bench_channels")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sms", action="store_true", help="measure SMS (see sms_main_async)")
+    parser.add_argument("--push", action="store_true", help="mobile push rates (see push_main)")
     parser.add_argument(
         "--results",
         type=Path,
         help="append the section here (default bench/RESULTS.md, not for --quick)",
     )
     args = parser.parse_args()
+    if args.push:
+        push_mode(args)
+        return
     if args.quick:
         args.deliveries, args.sends, args.rounds, args.read_seconds = 50, 50, 1, 1
     if args.sms:

@@ -3,12 +3,16 @@
 Config values arrive as strings or numbers (`"587"` or `587`); each key has a kind that
 normalises it. Secret keys are sealed at rest and masked in every answer."""
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from app.delivery import credentials
 from app.errors import BadRequest
 
-Kind = Literal["text", "int", "bool", "url"]
+# `json`: an object, given as one or as its text (a service-account file), stored as text.
+Kind = Literal["text", "int", "bool", "url", "json"]
 EMAIL, WEBHOOK, SLACK, DISCORD, TEAMS = "email", "webhook", "slack", "discord", "chat"
 WEB_PUSH, MOBILE_PUSH, SMS, WHATSAPP = "webPush", "mobilePush", "sms", "whatsapp"
 # Channels where a second copy costs the user (or the customer) something: after the message
@@ -33,6 +37,8 @@ class Key:
     # An "int" key's upper bound (default 65535, a port); a "text" key's allowed values.
     maximum: int | None = None
     choices: tuple[str, ...] = ()
+    # Raises ValueError (saying what is wrong, never quoting the value) for an unusable value.
+    check: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,47 @@ SPECS: dict[str, Spec] = {
 # The providers whose delivery callbacks Herald verifies (POST /v3/providers/{id}/callback).
 CALLBACK_PROVIDERS = frozenset({"twilio_sms", "twilio_whatsapp"})
 
+# Mobile push: tokens from `fcm.tokens`, `apns.tokens`, `expo.tokens` (see addresses.py).
+SPECS.update(
+    {
+        s.provider: s
+        for s in (
+            Spec(
+                "fcm",
+                MOBILE_PUSH,
+                (
+                    Key(
+                        "SERVICE_ACCOUNT",
+                        "json",
+                        secret=True,
+                        required=True,
+                        check=credentials.check_service_account,
+                    ),
+                ),
+            ),
+            # No Engagespot provider id for APNs: Herald's, named after Apple's terms.
+            Spec(
+                "apns",
+                MOBILE_PUSH,
+                (
+                    Key("TEAM_ID", required=True),
+                    Key("KEY_ID", required=True),
+                    Key(
+                        "PRIVATE_KEY", secret=True, required=True, check=credentials.check_apns_key
+                    ),
+                    Key("BUNDLE_ID", required=True),
+                    # api.sandbox.push.apple.com for development builds' tokens.
+                    Key("SANDBOX", "bool"),
+                ),
+            ),
+            Spec("expo", MOBILE_PUSH, (Key("ACCESS_TOKEN", secret=True),)),
+        )
+    }
+)
+# Providers whose deliveries go out in batches (messages per request): one queue job takes
+# up to this many deliveries of a send (engine.run_batch).
+BATCH_SIZES = {"expo": 100}
+
 CHANNELS_WITH_PROVIDERS = frozenset(s.channel for s in SPECS.values())
 
 
@@ -182,6 +229,8 @@ def spec_for(channel: str, provider: str) -> Spec:
 
 def _value(key: Key, raw: object) -> str | int | bool:
     where = f"config.{key.name}"
+    if key.kind == "json":
+        return _json(key, raw)
     if isinstance(raw, bool):
         if key.kind == "bool":
             return raw
@@ -211,6 +260,31 @@ def _value(key: Key, raw: object) -> str | int | bool:
         raise BadRequest(f"{where} must be an http(s) URL")
     if key.choices and text not in key.choices:
         raise BadRequest(f"{where} must be one of {', '.join(key.choices)}")
+    _check(key, text)
+    return text
+
+
+def _check(key: Key, text: str) -> None:
+    if key.check is not None and text:
+        try:
+            key.check(text)
+        except ValueError as exc:
+            raise BadRequest(f"config.{key.name} {exc}") from None
+
+
+def _json(key: Key, raw: object) -> str:
+    where = f"config.{key.name}"
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise BadRequest(f"{where} must be a JSON object") from None
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{where} must be a JSON object")
+    text = json.dumps(raw, separators=(",", ":")) if raw else ""
+    if len(text) > 16_384:
+        raise BadRequest(f"{where} must be at most 16384 characters")
+    _check(key, text)
     return text
 
 

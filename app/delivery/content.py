@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from app.delivery import catalogue
+from app.delivery import catalogue, push_content
 from app.delivery.crypto import Keyring
 from app.errors import BadRequest
 
@@ -96,6 +96,7 @@ def check(
     _email_override((channel_override or {}).get("email"))
     for channel in (catalogue.SMS, catalogue.WHATSAPP):
         _text_override(channel, (channel_override or {}).get(channel))
+    push_content.options((channel_override or {}).get(catalogue.MOBILE_PUSH))
     attachments(data)
     push_options((channel_override or {}).get(catalogue.WEB_PUSH))
     provider = (override or {}).get(catalogue.DEFAULT_WEBPUSH)
@@ -155,6 +156,7 @@ def seal_provider_overrides(keyring: Keyring, override: dict[str, Any]) -> dict[
             continue
         if not isinstance(value, dict):
             raise BadRequest(f"override.{key} must be an object")
+        push_content.check_provider_override(key, value)
         out[key] = {SEALED: keyring.seal(json.dumps(value), context=_CONTEXT)}
     return out
 
@@ -199,6 +201,8 @@ def render(
             "icon": notification.get("icon"),
             "push": push_options((channel_override or {}).get(catalogue.WEB_PUSH)),
         }
+    if channel == catalogue.MOBILE_PUSH:
+        return push_content.render(notification, channel_override)
     if channel != catalogue.EMAIL:
         return {
             "title": title,

@@ -11,23 +11,30 @@ Crash policy (a row found in `sending` means its worker died mid-attempt):
   worker died before the message was handed over (before SMTP DATA, or before the provider
   request left: the sender calls `mark_data` right before that point). Otherwise `unknown`:
   it may have arrived, and a second copy is the failure users hate most (and, for SMS, costs
-  money)."""
+  money).
+
+Batch providers (Expo, catalogue.BATCH_SIZES) take up to 100 messages per request: their
+deliveries come in jobs of many ids (`run_batch`). Each is claimed and recorded exactly as
+above, in one transaction per step for the whole batch; the batch is marked handed over in
+one statement right before its request; deliveries to try again stay one batch job."""
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.delivery import catalogue, content, crypto, repository, retry, service, targets
-from app.delivery.channels import email_api, hooks, sms_apis, smtp, twilio, webpush
+from app.delivery import catalogue, content, crypto, receipts, repository, retry, service, targets
+from app.delivery.channels import apns, email_api, expo, fcm, hooks, sms_apis, smtp, twilio, webpush
 from app.delivery.channels.base import Attempt, Sender, WebPushFacts
 from app.delivery.http import Client
 from app.delivery.models import Delivery, DeliveryStatus, Provider
@@ -54,7 +61,23 @@ SENDERS: dict[str, Sender] = {
     "textlocal_sms": sms_apis.textlocal,
     # -- web push
     catalogue.DEFAULT_WEBPUSH: webpush.send,
+    # Mobile push (expo also has a batch sender below; this one sends a batch of one).
+    "fcm": fcm.send,
+    "apns": apns.send,
+    "expo": expo.send,
 }
+
+
+class BatchSender(Protocol):
+    async def __call__(
+        self, attempts: Sequence[Attempt], mark_data: Callable[[], Awaitable[None]]
+    ) -> list[Outcome]: ...
+
+
+# Providers that take many messages per request (catalogue.BATCH_SIZES): every delivery of
+# theirs goes through run_batch, and `AFTER_BATCH` runs in the transaction that records it.
+BATCH_SENDERS: dict[str, BatchSender] = {"expo": expo.send_batch}
+AFTER_BATCH = {"expo": receipts.schedule}
 # How long an attempt waits for its provider's concurrency gate before it steps aside.
 GATE_WAIT = 0.25
 # A rate-limit slot this close is waited for in-process; a later one reschedules the job.
@@ -65,11 +88,14 @@ SLOT_WAIT = timedelta(milliseconds=50)
 class Plan:
     provider_id: int
     concurrency: int
+    provider: str = ""
 
 
 @dataclass
 class Marker:
     marked: bool = False
+    # The claim's attempt number: a mark for an older claim must not land.
+    attempts: int = 0
 
 
 async def _now(session: AsyncSession) -> datetime:
@@ -117,9 +143,33 @@ def _pick(delivery: Delivery, providers: list[Provider]) -> Provider:
     return providers[0]
 
 
-async def _reschedule(session: AsyncSession, delivery: Delivery, at: datetime) -> None:
-    """Move the delivery's next attempt to `at`, with the job that will make it."""
+@dataclass
+class Later:
+    """Deliveries of a batch to be tried again, kept together in one batch job."""
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    at: datetime | None = None
+
+    async def enqueue(self, session: AsyncSession) -> None:
+        if self.at is None:
+            return
+        for delivery in self.deliveries:
+            delivery.next_attempt_at = self.at
+        await session.flush()
+        ids = [d.id for d in self.deliveries]
+        await enqueue(session, service.DELIVER_BATCH, {"ids": ids}, not_before=self.at)
+
+
+async def _reschedule(
+    session: AsyncSession, delivery: Delivery, at: datetime, later: Later | None = None
+) -> None:
+    """Move the delivery's next attempt to `at`, with the job that will make it (or, for a
+    batch, the batch's job: at the latest of its deliveries' times)."""
     delivery.next_attempt_at = at
+    if later is not None:
+        later.deliveries.append(delivery)
+        later.at = max(later.at or at, at)
+        return
     await session.flush()
     await enqueue(session, service.DELIVER, {"id": delivery.id}, not_before=at)
 
@@ -165,6 +215,9 @@ class Engine:
             plan = await self._plan(session, delivery_id)
         if plan is None:
             return
+        if plan.provider in BATCH_SENDERS:
+            await self._run_batch(plan, [delivery_id])
+            return
         gate = self._gate(plan)
         try:
             await asyncio.wait_for(gate.acquire(), GATE_WAIT)
@@ -200,7 +253,120 @@ class Engine:
         if not providers:
             return Plan(0, 1)
         provider = _pick(delivery, providers)
-        return Plan(provider.id, provider.concurrency or self._default_concurrency())
+        return Plan(
+            provider.id, provider.concurrency or self._default_concurrency(), provider.provider
+        )
+
+    async def run_batch(self, delivery_ids: Sequence[int]) -> None:
+        """Make the next attempt of each due delivery, together: one request per provider
+        config for a batch provider (Expo). Each delivery is still claimed on its own (a
+        compare-and-set) and gets its own outcome."""
+        async with self.sessionmaker() as session:
+            for delivery_id in delivery_ids:
+                plan = await self._plan(session, delivery_id)
+                if plan is not None:
+                    break
+            else:
+                return
+        await self._run_batch(plan, delivery_ids)
+
+    async def _run_batch(self, plan: Plan, delivery_ids: Sequence[int]) -> None:
+        gate = self._gate(plan)
+        try:
+            await asyncio.wait_for(gate.acquire(), GATE_WAIT)
+        except TimeoutError:
+            async with self.sessionmaker.begin() as session:
+                await self._step_aside_batch(session, delivery_ids)
+            return
+        try:
+            claimed: list[tuple[Attempt, Marker]] = []
+            wait = 0.0
+            async with self.sessionmaker.begin() as session:
+                paused = Later()
+                # Rows another transaction holds are being handled by their own job.
+                for delivery_id in await repository.lock_free(session, delivery_ids):
+                    marker = Marker()
+                    got = await self._claim(session, delivery_id, marker, paused)
+                    if got is not None:
+                        claimed.append((got[0], marker))
+                        wait = max(wait, got[1])
+                await paused.enqueue(session)
+            if not claimed:
+                return
+            if wait > 0:
+                await asyncio.sleep(wait)
+            groups: dict[tuple[str, str], list[tuple[Attempt, Marker]]] = {}
+            for attempt, marker in claimed:
+                fingerprint = hashlib.sha256(
+                    json.dumps(attempt.config, sort_keys=True, default=str).encode()
+                ).hexdigest()
+                groups.setdefault((attempt.provider, fingerprint), []).append((attempt, marker))
+            started = time.monotonic()
+            results = await asyncio.gather(*(self._send_group(g) for g in groups.values()))
+            duration = int((time.monotonic() - started) * 1000)
+            async with self.sessionmaker.begin() as session:
+                done: dict[str, list[tuple[Attempt, Outcome]]] = {}
+                again = Later()
+                for group, outcomes in zip(groups.values(), results, strict=True):
+                    for (attempt, marker), outcome in zip(group, outcomes, strict=True):
+                        await self._record(
+                            session,
+                            attempt,
+                            outcome,
+                            marked=marker.marked,
+                            duration_ms=duration,
+                            later=again,
+                        )
+                        done.setdefault(attempt.provider, []).append((attempt, outcome))
+                await again.enqueue(session)
+                for provider, pairs in done.items():
+                    if (after := AFTER_BATCH.get(provider)) is not None:
+                        await after(session, self.settings, pairs)
+        finally:
+            gate.release()
+
+    async def _send_group(self, group: list[tuple[Attempt, Marker]]) -> list[Outcome]:
+        """Send attempts that share a provider and its config, marking them all handed over
+        in one statement right before the request."""
+        attempts = [a for a, _ in group]
+        sender = BATCH_SENDERS.get(attempts[0].provider)
+        if sender is None:
+            return [await self._send(a) for a in attempts]
+
+        async def mark_data() -> None:
+            async with self.sessionmaker.begin() as marking:
+                await repository.mark_phases(
+                    marking, [(a.delivery_id, m.attempts) for a, m in group], "data"
+                )
+            for _, marker in group:
+                marker.marked = True
+
+        try:
+            outcomes = await sender(attempts, mark_data)
+        except Exception as exc:  # a bug must cost one attempt, not the deliveries
+            log.exception("batch of %s through %s raised", len(attempts), attempts[0].provider)
+            return [Outcome(Result.TRANSIENT, f"internal error: {type(exc).__name__}")] * len(
+                attempts
+            )
+        assert len(outcomes) == len(attempts)
+        return outcomes
+
+    async def _step_aside_batch(self, session: AsyncSession, delivery_ids: Sequence[int]) -> None:
+        """Put the batch back together, a moment later (so it stays one request)."""
+        now = await _now(session)
+        at = now + timedelta(seconds=random.uniform(0.2, 1.0))  # noqa: S311
+        moved: list[int] = []
+        for delivery_id in await repository.lock_free(session, delivery_ids):
+            delivery = await repository.delivery(session, delivery_id, lock=True)
+            if delivery is None or delivery.status.final:
+                continue
+            # A `sending` one (its worker died) goes along: its claim decides what it was.
+            if delivery.status is not DeliveryStatus.SENDING:
+                delivery.next_attempt_at = at
+            moved.append(delivery_id)
+        await session.flush()
+        if moved:
+            await enqueue(session, service.DELIVER_BATCH, {"ids": moved}, not_before=at)
 
     async def _step_aside(self, session: AsyncSession, delivery_id: int) -> None:
         delivery = await repository.delivery(session, delivery_id, lock=True)
@@ -213,7 +379,7 @@ class Engine:
         await _reschedule(session, delivery, now + timedelta(seconds=random.uniform(0.2, 1.0)))  # noqa: S311
 
     async def _claim(
-        self, session: AsyncSession, delivery_id: int, marker: Marker
+        self, session: AsyncSession, delivery_id: int, marker: Marker, later: Later | None = None
     ) -> tuple[Attempt, float] | None:
         delivery = await repository.delivery(session, delivery_id, lock=True)
         if delivery is None or delivery.status.final:
@@ -234,7 +400,7 @@ class Engine:
         provider = _pick(delivery, providers)
         if provider.paused_until is not None and provider.paused_until > now:
             delivery.provider_id = provider.id
-            await _reschedule(session, delivery, provider.paused_until)
+            await _reschedule(session, delivery, provider.paused_until, later)
             return None
         wait = 0.0
         if provider.rate_limit:
@@ -270,6 +436,7 @@ class Engine:
         delivery.updated_at = now
         await session.flush()
         attempts = delivery.attempts
+        marker.attempts = attempts
         sessionmaker = self.sessionmaker
 
         async def mark_data() -> None:
@@ -332,6 +499,7 @@ class Engine:
         *,
         marked: bool,
         duration_ms: int,
+        later: Later | None = None,
     ) -> None:
         delivery = await repository.delivery(session, attempt.delivery_id, lock=True)
         if delivery is None or delivery.status is not DeliveryStatus.SENDING:
@@ -385,7 +553,7 @@ class Engine:
         if result is Result.PERMANENT:
             _finish(delivery, DeliveryStatus.FAILED, outcome.error, now)
             return
-        await self._retry_or_fail(session, delivery, current, providers, outcome, now)
+        await self._retry_or_fail(session, delivery, current, providers, outcome, now, later)
 
     async def _retry_or_fail(
         self,
@@ -395,6 +563,7 @@ class Engine:
         providers: list[Provider],
         outcome: Outcome,
         now: datetime,
+        later: Later | None = None,
     ) -> None:
         settings = self.settings
         others = [p for p in providers if current is None or p.id != current.id]
@@ -438,4 +607,4 @@ class Engine:
                 )
         delivery.status = DeliveryStatus.RETRYING
         delivery.last_error = (outcome.error or outcome.result.value)[:2000]
-        await _reschedule(session, delivery, now + timedelta(seconds=delay))
+        await _reschedule(session, delivery, now + timedelta(seconds=delay), later)

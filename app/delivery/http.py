@@ -35,14 +35,15 @@ def allowed_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def tls_context() -> ssl.SSLContext:
+def tls_context(*, http2: bool = False) -> ssl.SSLContext:
     """The system trust store (or SSL_CERT_FILE), loaded once per process and CA file: loading
-    it costs more CPU than a whole SMTP conversation on loopback."""
-    return _context_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    it costs more CPU than a whole SMTP conversation on loopback. HTTP/2 clients get a context
+    of their own: httpcore sets the ALPN protocols on the context it is given."""
+    return _context_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), http2)
 
 
-@lru_cache(maxsize=4)
-def _context_for(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+@lru_cache(maxsize=8)
+def _context_for(cert_file: str | None, cert_dir: str | None, http2: bool) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
@@ -116,19 +117,26 @@ class Answer:
 
 
 class Client:
-    """One pooled client per worker process."""
+    """One pooled client per worker process (and its HTTP/2 sibling, made when first used)."""
 
-    def __init__(self, *, allow_private: bool, timeout: float) -> None:
-        transport = httpx.AsyncHTTPTransport(verify=tls_context())
+    def __init__(self, *, allow_private: bool, timeout: float, http2: bool = False) -> None:
+        context = tls_context(http2=http2)
+        transport = httpx.AsyncHTTPTransport(verify=context)
         # httpx takes no network backend; the pool it builds is swapped for one that has ours.
+        # The HTTP/2 pool speaks only HTTP/2 (APNs), multiplexing requests on each connection;
+        # every new connection still goes through the address check.
         transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=tls_context(),
+            ssl_context=context,
             max_connections=200,
             max_keepalive_connections=50,
             keepalive_expiry=30,
+            http1=not http2,
+            http2=http2,
             network_backend=GuardedBackend(allow_private=allow_private),
         )
+        self.allow_private = allow_private
         self.timeout = timeout
+        self._http2: Client | None = self if http2 else None
         self._client = httpx.AsyncClient(
             transport=transport,
             follow_redirects=False,
@@ -168,8 +176,16 @@ class Client:
             bytes(body[:MAX_RESPONSE_BYTES]).decode("utf-8", "replace"),
         )
 
+    def http2(self) -> "Client":
+        """A client with the same guard and limits that speaks HTTP/2 only."""
+        if self._http2 is None:
+            self._http2 = Client(allow_private=self.allow_private, timeout=self.timeout, http2=True)
+        return self._http2
+
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._http2 is not None and self._http2 is not self:
+            await self._http2.aclose()
 
 
 def _basic(auth: tuple[str, str]) -> dict[str, str]:

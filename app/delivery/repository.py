@@ -129,10 +129,10 @@ async def message(session: AsyncSession, ref: int) -> DeliveryMessage | None:
 
 async def insert_deliveries(
     session: AsyncSession, rows: Sequence[dict[str, Any]]
-) -> list[tuple[int, DeliveryStatus]]:
+) -> list[tuple[int, DeliveryStatus, str | None]]:
     """Insert deliveries; one already there (a re-run batch) is left alone. Returns the new
-    rows' (id, status)."""
-    written: list[tuple[int, DeliveryStatus]] = []
+    rows' (id, status, provider kind)."""
+    written: list[tuple[int, DeliveryStatus, str | None]] = []
     # A multi-row VALUES binds every column of every row: chunks keep a fan-out batch of
     # 5,000 users under PostgreSQL's 32,767 parameters per statement.
     for start in range(0, len(rows), _INSERT_CHUNK):
@@ -142,9 +142,9 @@ async def insert_deliveries(
             .on_conflict_do_nothing(
                 index_elements=["request_id", "user_id", "channel", "target_key"]
             )
-            .returning(Delivery.id, Delivery.status)
+            .returning(Delivery.id, Delivery.status, Delivery.provider_kind)
         )
-        written += [(int(i), DeliveryStatus(s)) for i, s in result]
+        written += [(int(i), DeliveryStatus(s), k) for i, s, k in result]
     return written
 
 
@@ -169,6 +169,44 @@ async def mark_phase(session: AsyncSession, delivery_id: int, attempts: int, pha
             Delivery.attempts == attempts,
         )
         .values(phase=phase)
+    )
+
+
+async def deliveries(session: AsyncSession, delivery_ids: Sequence[int]) -> list[Delivery]:
+    return list(
+        await session.scalars(
+            select(Delivery)
+            .where(Delivery.id.in_(list(delivery_ids)))
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+async def lock_free(session: AsyncSession, delivery_ids: Sequence[int]) -> list[int]:
+    """Lock the deliveries no other transaction holds, in id order; their ids. (A held one is
+    being claimed or recorded by its own job.)"""
+    rows = await session.scalars(
+        select(Delivery.id)
+        .where(Delivery.id.in_(list(delivery_ids)))
+        .order_by(Delivery.id)
+        .with_for_update(skip_locked=True)
+    )
+    return [int(i) for i in rows]
+
+
+async def mark_phases(session: AsyncSession, claims: Sequence[tuple[int, int]], phase: str) -> None:
+    """`mark_phase` for many (delivery id, attempts) claims in one statement."""
+    if not claims:
+        return
+    await session.execute(
+        text(
+            """
+            UPDATE deliveries AS d SET phase = :phase
+            FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS int[])) AS c(id, attempts)
+            WHERE d.id = c.id AND d.attempts = c.attempts AND d.status = 'sending'
+            """
+        ),
+        {"phase": phase, "ids": [i for i, _ in claims], "attempts": [a for _, a in claims]},
     )
 
 

@@ -7,7 +7,8 @@ from app.kit.timefmt import iso
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ProviderId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-ConfigValue = str | int | float | bool | None
+# An object only for `json` keys (FCM's SERVICE_ACCOUNT); the catalogue refuses it elsewhere.
+ConfigValue = str | int | float | bool | dict[str, Any] | None
 
 
 class ProviderCreate(BaseModel):

@@ -21,6 +21,8 @@ from app.queue.enqueue import enqueue_many
 from app.users import repository as users_repository
 
 DELIVER = "deliver"
+# One job for up to catalogue.BATCH_SIZES[kind] deliveries of a send: {"ids": [...]}.
+DELIVER_BATCH = "deliver_batch"
 IN_APP = "inApp"
 SET_SECRETS = "$secrets"
 
@@ -257,8 +259,13 @@ async def create(
                 }
             )
     written = await repository.insert_deliveries(session, rows)
-    queued = [i for i, s in written if s is DeliveryStatus.QUEUED]
-    await enqueue_many(session, DELIVER, [{"id": i} for i in queued])
+    queued = [(i, k) for i, s, k in written if s is DeliveryStatus.QUEUED]
+    singles = [i for i, k in queued if k not in catalogue.BATCH_SIZES]
+    await enqueue_many(session, DELIVER, [{"id": i} for i in singles])
+    for kind, size in catalogue.BATCH_SIZES.items():
+        batched = [i for i, k in queued if k == kind]
+        chunks = [batched[n : n + size] for n in range(0, len(batched), size)]
+        await enqueue_many(session, DELIVER_BATCH, [{"ids": c} for c in chunks])
     return len(written)
 
 

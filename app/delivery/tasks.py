@@ -1,4 +1,5 @@
-"""Queue entrypoint of deliveries: one job per attempt, `{"id": <delivery id>}`."""
+"""Queue entrypoints of deliveries: one job per attempt, `{"id": <delivery id>}`; one per
+batch for batch providers, `{"ids": [...]}`; Expo's delayed receipts checks."""
 
 import json
 import logging
@@ -7,8 +8,9 @@ from datetime import timedelta
 from pgqueuer import DatabaseRetryEntrypointExecutor, Job, QueueManager
 from pgqueuer.executors import EntrypointExecutorParameters
 
+from app.delivery import receipts
 from app.delivery.engine import Engine
-from app.delivery.service import DELIVER
+from app.delivery.service import DELIVER, DELIVER_BATCH
 
 log = logging.getLogger("herald.delivery")
 
@@ -29,3 +31,18 @@ def register(qm: QueueManager, engine: Engine) -> None:
     async def deliver_job(job: Job) -> None:
         delivery_id = int(json.loads(job.payload or b"{}")["id"])
         await engine.run(delivery_id)
+
+    @qm.entrypoint(DELIVER_BATCH, on_failure="hold", executor_factory=_retrying)
+    async def deliver_batch_job(job: Job) -> None:
+        ids = [int(i) for i in json.loads(job.payload or b"{}")["ids"]]
+        await engine.run_batch(ids)
+
+    @qm.entrypoint(receipts.RECEIPTS, on_failure="hold", executor_factory=_retrying)
+    async def expo_receipts_job(job: Job) -> None:
+        await receipts.check(
+            sessionmaker=engine.sessionmaker,
+            keyring=engine.keyring,
+            http=engine.http,
+            settings=engine.settings,
+            payload=json.loads(job.payload or b"{}"),
+        )
