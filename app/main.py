@@ -92,7 +92,9 @@ def create_app(
         app.state.sessionmaker = make_sessionmaker(engine)
         dsn = url.replace("+asyncpg", "", 1)
         cache: apps_cache.AppCache = app.state.app_cache
-        apps_listener = Listener(dsn, apps_cache.CHANNEL, cache.notified, on_state=cache.listening)
+        apps_listener = Listener(
+            dsn, apps_cache.CHANNEL, cache.notified, on_state=cache.listening, name="herald-apps"
+        )
         await apps_listener.start()
         await realtime.start(app.state.sessionmaker, url)
         # The one-command start needs nothing else: a worker runs in-process by default,

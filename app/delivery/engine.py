@@ -98,6 +98,12 @@ class Marker:
     attempts: int = 0
 
 
+async def _until(due: float) -> None:
+    delay = due - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
 async def _now(session: AsyncSession) -> datetime:
     now = await session.scalar(select(func.now()))
     assert isinstance(now, datetime)
@@ -232,9 +238,8 @@ class Engine:
                 claimed = await self._claim(session, delivery_id, marker)
             if claimed is None:
                 return
-            attempt, wait = claimed
-            if wait > 0:
-                await asyncio.sleep(wait)
+            attempt, due = claimed
+            await _until(due)
             started = time.monotonic()
             outcome = await self._send(attempt)
             duration = int((time.monotonic() - started) * 1000)
@@ -280,7 +285,7 @@ class Engine:
             return
         try:
             claimed: list[tuple[Attempt, Marker]] = []
-            wait = 0.0
+            due = 0.0
             async with self.sessionmaker.begin() as session:
                 paused = Later()
                 # Rows another transaction holds are being handled by their own job.
@@ -289,12 +294,11 @@ class Engine:
                     got = await self._claim(session, delivery_id, marker, paused)
                     if got is not None:
                         claimed.append((got[0], marker))
-                        wait = max(wait, got[1])
+                        due = max(due, got[1])
                 await paused.enqueue(session)
             if not claimed:
                 return
-            if wait > 0:
-                await asyncio.sleep(wait)
+            await _until(due)
             groups: dict[tuple[str, str], list[tuple[Attempt, Marker]]] = {}
             for attempt, marker in claimed:
                 fingerprint = hashlib.sha256(
@@ -402,16 +406,20 @@ class Engine:
             delivery.provider_id = provider.id
             await _reschedule(session, delivery, provider.paused_until, later)
             return None
-        wait = 0.0
+        # When the send may go, on this process's monotonic clock: the claim commits before
+        # anyone sleeps, and the commit's own time must not eat into the spacing.
+        due = time.monotonic()
         if provider.rate_limit:
             if delivery.slot_at is None or delivery.slot_at < now - timedelta(minutes=1):
-                slot = await repository.reserve_slot(session, provider.id) or now
-                if slot > now + SLOT_WAIT:
-                    delivery.slot_at = slot
-                    delivery.provider_id = provider.id
-                    await _reschedule(session, delivery, slot)
-                    return None
-                wait = max(0.0, (slot - now).total_seconds())
+                reserved = await repository.reserve_slot(session, provider.id)
+                if reserved is not None:
+                    slot, ahead = reserved
+                    if ahead > SLOT_WAIT.total_seconds():
+                        delivery.slot_at = slot
+                        delivery.provider_id = provider.id
+                        await _reschedule(session, delivery, slot)
+                        return None
+                    due += max(0.0, ahead)
             elif delivery.slot_at > now + SLOT_WAIT:
                 return None
         message = await repository.message(session, delivery.message_ref)
@@ -462,7 +470,7 @@ class Engine:
             provider_id=provider.id,
             web_push=facts,
         )
-        return attempt, wait
+        return attempt, due
 
     def _recover(self, delivery: Delivery, now: datetime) -> bool:
         """A row found in `sending`: its worker stopped mid-attempt. Resend, or mark unknown."""

@@ -69,21 +69,27 @@ async def fresh_provider(session: AsyncSession, provider_id: int) -> Provider | 
 
 
 # A slot on the provider's schedule, shared by every worker: each send takes the next
-# free one and pushes it 1/rate further (GCRA). One short row lock per send.
+# free one and pushes it 1/rate further (GCRA). One short row lock per send. The clock is
+# read when the row lock is held, not at the transaction's start (`now()`): a claim that
+# waited for the lock would otherwise take a slot already in its past and send at once.
 _RESERVE = text(
     """
     UPDATE providers
-    SET next_slot_at = greatest(coalesce(next_slot_at, now()), now())
+    SET next_slot_at = greatest(coalesce(next_slot_at, clock_timestamp()), clock_timestamp())
                        + make_interval(secs => 1.0 / rate_limit)
     WHERE id = :id AND rate_limit IS NOT NULL
-    RETURNING next_slot_at - make_interval(secs => 1.0 / rate_limit)
+    RETURNING next_slot_at - make_interval(secs => 1.0 / rate_limit), clock_timestamp()
     """
 )
 
 
-async def reserve_slot(session: AsyncSession, provider_id: int) -> datetime | None:
-    slot: datetime | None = await session.scalar(_RESERVE, {"id": provider_id})
-    return slot
+async def reserve_slot(session: AsyncSession, provider_id: int) -> tuple[datetime, float] | None:
+    """The reserved slot, and how many seconds from the reservation it begins."""
+    row = (await session.execute(_RESERVE, {"id": provider_id})).one_or_none()
+    if row is None:
+        return None
+    slot, clock = row
+    return slot, (slot - clock).total_seconds()
 
 
 async def pause_provider(session: AsyncSession, provider_id: int, until: datetime) -> None:

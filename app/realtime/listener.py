@@ -30,6 +30,7 @@ class Listener:
         *,
         health_every: float = 5.0,
         on_state: Callable[[bool], None] | None = None,
+        name: str = "herald-listen",
     ):
         self.dsn = dsn
         self.channel = channel
@@ -38,6 +39,8 @@ class Listener:
         # Told True once LISTEN is in place, False when the connection is lost: a consumer
         # that must not miss an event (a cache) knows when to stop trusting what it holds.
         self.on_state = on_state
+        # The connection's application_name: operators (and tests) tell the listeners apart.
+        self.name = name
         self.listening = asyncio.Event()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -68,7 +71,7 @@ class Listener:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(
-                    self.dsn, timeout=10, server_settings={"application_name": "herald-listen"}
+                    self.dsn, timeout=10, server_settings={"application_name": self.name}
                 )
                 await conn.add_listener(self.channel, self._on_notify)
                 self.listening.set()
