@@ -16,8 +16,8 @@ class App(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     api_key: Mapped[str] = mapped_column(String(64), unique=True)
-    # The columns hold the secrets sealed (app/apps/sealing.py); the attributes without
-    # `sealed_` hold them opened, in memory only, set by sealing.opened/seal_*.
+    # The columns hold the secrets sealed (app/apps/sealing.py); `api_secret` and
+    # `previous_api_secret` below hold them opened, in memory only (sealing.opened).
     sealed_api_secret: Mapped[str] = mapped_column("api_secret", Text)
     # The secret before the last rotation, accepted until `previous_secret_expires_at`.
     sealed_previous_api_secret: Mapped[str | None] = mapped_column("previous_api_secret", Text)
@@ -41,4 +41,3 @@ class App(Base):
 
     api_secret: str
     previous_api_secret: str | None
-    vapid_private_key: str

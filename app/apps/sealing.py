@@ -46,8 +46,8 @@ def seal_secrets(keyring: Keyring, app: App, *, current: str, previous: str | No
 
 
 def seal_vapid(keyring: Keyring, app: App, *, private_key: str) -> None:
+    # Never opened into the app: only web push reads it (open_value, per delivery claim).
     app.sealed_vapid_private_key = _seal(keyring, private_key, _context(app.api_key))
-    app.vapid_private_key = private_key
 
 
 def open_value(keyring: Keyring, api_key: str, value: str) -> str:
@@ -56,12 +56,11 @@ def open_value(keyring: Keyring, api_key: str, value: str) -> str:
 
 
 def opened(keyring: Keyring, app: App) -> App:
-    """Set the app's plaintext attributes from its sealed columns; returns the app."""
+    """Set the app's plaintext API secrets from its sealed columns; returns the app."""
     context = _context(app.api_key)
     app.api_secret = _open(keyring, app.sealed_api_secret, context)
     previous = app.sealed_previous_api_secret
     app.previous_api_secret = _open(keyring, previous, context) if previous is not None else None
-    app.vapid_private_key = _open(keyring, app.sealed_vapid_private_key, context)
     return app
 
 
@@ -78,4 +77,5 @@ def seal_row(keyring: Keyring, app: App) -> None:
     """Seal a row from before sealing in place (its values are opened first: no-op on sealed)."""
     opened(keyring, app)
     seal_secrets(keyring, app, current=app.api_secret, previous=app.previous_api_secret)
-    seal_vapid(keyring, app, private_key=app.vapid_private_key)
+    private_key = open_value(keyring, app.api_key, app.sealed_vapid_private_key)
+    seal_vapid(keyring, app, private_key=private_key)
