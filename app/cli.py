@@ -22,6 +22,7 @@ from app.apps.models import App
 from app.apps.schemas import AppRead
 from app.config import Settings, get_settings, parse_duration
 from app.db import make_engine, make_sessionmaker
+from app.keyring import Keyring
 from app.main import create_app, served
 from app.ops import commands, preflight
 from app.ops.problems import CliError, ConfigError, redact, settings_problem
@@ -56,6 +57,15 @@ def open_database(settings: Settings) -> runtime.Database:
     return db
 
 
+def open_secrets(settings: Settings, db: runtime.Database) -> Keyring:
+    """The keyring of the apps' secrets, once any left in plaintext are sealed."""
+    try:
+        return runtime.seal_app_secrets(settings, db.url)
+    except BaseException:
+        db.stop()
+        raise
+
+
 def serve(host: str | None, port: int | None, *, worker: bool) -> None:
     settings = get_settings().model_copy(update={"worker": worker})
     port_setting = "--port" if port else "HERALD_PORT"
@@ -67,8 +77,9 @@ def serve(host: str | None, port: int | None, *, worker: bool) -> None:
     preflight.port(host, port, setting=port_setting)
     db = open_database(settings)
     try:
+        ring = runtime.seal_app_secrets(settings, db.url)
         token = runtime.admin_token(settings, db.url)
-        first = runtime.ensure_default_app(db.url)
+        first = runtime.ensure_default_app(db.url, ring)
     except BaseException:
         db.stop()
         raise
@@ -91,6 +102,8 @@ def serve(host: str | None, port: int | None, *, worker: bool) -> None:
 def run_worker(settings: Settings, *, concurrency: int) -> None:
     """Consume the queue until SIGINT/SIGTERM, finishing the jobs in flight."""
     db = open_database(settings)
+    # Web push opens the apps' VAPID keys: a wrong key is a start-up error here too.
+    open_secrets(settings, db)
 
     async def main() -> None:
         engine = make_engine(db.url, pool_size=max(2, concurrency))
@@ -169,8 +182,9 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 def _apps_create(settings: Settings, args: argparse.Namespace) -> None:
     db = open_database(settings)
+    ring = open_secrets(settings, db)
     try:
-        app = runtime.create_app_record(db.url, args.name)
+        app = runtime.create_app_record(db.url, ring, args.name)
     finally:
         db.stop()
     print(json.dumps(_credentials(app)))
@@ -178,8 +192,9 @@ def _apps_create(settings: Settings, args: argparse.Namespace) -> None:
 
 def _apps_list(settings: Settings, args: argparse.Namespace) -> None:
     db = open_database(settings)
+    ring = open_secrets(settings, db)
     try:
-        apps = commands.list_apps(db.url)
+        apps = commands.list_apps(db.url, ring)
     finally:
         db.stop()
     rows = [AppRead.of(a).model_dump(exclude={"apiSecret", "vapidPublicKey"}) for a in apps]
@@ -209,8 +224,9 @@ def _apps_list(settings: Settings, args: argparse.Namespace) -> None:
 def _apps_rotate(settings: Settings, args: argparse.Namespace) -> None:
     grace = settings.secret_grace if args.grace is None else args.grace
     db = open_database(settings)
+    ring = open_secrets(settings, db)
     try:
-        app = commands.rotate_secret(db.url, args.app_id, grace=grace)
+        app = commands.rotate_secret(db.url, ring, args.app_id, grace=grace)
     finally:
         db.stop()
     print(json.dumps(_credentials(app, "previousSecretExpiresAt")))

@@ -24,6 +24,7 @@ from app.devices.router import router as devices_router
 from app.edge import Edge
 from app.errors import answers, error_response, install_error_handlers
 from app.inbox.router import router as inbox_router
+from app.keyring import keyring
 from app.observability import schema
 from app.observability.metrics import Metrics
 from app.observability.middleware import Instrument, RouteProbe
@@ -135,7 +136,7 @@ def create_app(
     app.state.settings = settings
     app.state.realtime = realtime
     # Used only while the lifespan's listener hears app changes (see app/apps/cache.py).
-    app.state.app_cache = apps_cache.AppCache()
+    app.state.app_cache = apps_cache.AppCache(keyring(settings))
     # The admin dependency holds only a digest: replicas share one from the database and
     # may never have seen the token itself (app.runtime.admin_token).
     token = admin_token or (settings.admin_token.get_secret_value() if settings.admin_token else "")

@@ -14,6 +14,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from app.apps import repository as apps_repository
+from app.apps import sealing
 from app.apps import service as apps_service
 from app.apps.models import App
 from app.auth import admin_token as admin_tokens
@@ -21,6 +22,7 @@ from app.auth import repository as auth_repository
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.embedded import EmbeddedPostgres
+from app.keyring import Keyring, UndecryptableSecret, keyring
 from app.kit import locks
 from app.ops.problems import ConfigError
 
@@ -147,7 +149,52 @@ def _write_token(path: Path, token: str) -> None:
         fh.write(token + "\n")
 
 
-async def _first_app(url: str) -> App | None:
+SEAL_LOCK = "herald.seal_app_secrets"
+
+
+def seal_app_secrets(settings: Settings, url: str) -> Keyring:
+    """The keyring that opens the apps' secrets, after sealing any still in plaintext.
+
+    A missing key, or one that does not open what is stored, is one line and exit 78 here,
+    before the process serves anything: every app would fail to authenticate otherwise."""
+    ring = keyring(settings)
+    if ring.key is None:
+        raise ConfigError(
+            "HERALD_SECRET_KEY: required with HERALD_DATABASE_URL (at least 32 characters, "
+            "the same on every Herald process): app API secrets are encrypted with it"
+        )
+    sealed = asyncio.run(_seal_app_secrets(url, ring))
+    if sealed:
+        log.info("sealed the secrets of %d app(s) stored in plaintext", sealed)
+    return ring
+
+
+async def _seal_app_secrets(url: str, ring: Keyring) -> int:
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            probe = await apps_repository.any_sealed(session)
+            try:
+                if probe is not None:
+                    sealing.opened(ring, probe)
+            except UndecryptableSecret:
+                raise ConfigError(
+                    "HERALD_SECRET_KEY: does not open the app secrets stored in the database "
+                    "(they were sealed with another key: start with that one)"
+                ) from None
+            # Replicas starting together on an upgraded database: one seals, the others
+            # then find nothing left (the rows are also locked FOR UPDATE).
+            await locks.xact_lock(session, SEAL_LOCK)
+            leftovers = await apps_repository.in_plaintext(session)
+            for app in leftovers:
+                sealing.seal_row(ring, app)
+            await session.flush()
+            return len(leftovers)
+    finally:
+        await engine.dispose()
+
+
+async def _first_app(url: str, ring: Keyring) -> App | None:
     engine = make_engine(url, pool_size=1)
     try:
         async with make_sessionmaker(engine).begin() as session:
@@ -155,24 +202,24 @@ async def _first_app(url: str) -> App | None:
             await locks.xact_lock(session, "herald.default_app")
             if await apps_repository.all_apps(session):
                 return None
-            return await apps_service.create(session, name="default")
+            return await apps_service.create(session, ring, name="default")
     finally:
         await engine.dispose()
 
 
-def ensure_default_app(url: str) -> App | None:
+def ensure_default_app(url: str, ring: Keyring) -> App | None:
     """Create the app `default` when the database has none; return it if created."""
-    return asyncio.run(_first_app(url))
+    return asyncio.run(_first_app(url, ring))
 
 
-async def _create_app(url: str, name: str) -> App:
+async def _create_app(url: str, ring: Keyring, name: str) -> App:
     engine = make_engine(url, pool_size=1)
     try:
         async with make_sessionmaker(engine).begin() as session:
-            return await apps_service.create(session, name=name)
+            return await apps_service.create(session, ring, name=name)
     finally:
         await engine.dispose()
 
 
-def create_app_record(url: str, name: str) -> App:
-    return asyncio.run(_create_app(url, name))
+def create_app_record(url: str, ring: Keyring, name: str) -> App:
+    return asyncio.run(_create_app(url, ring, name))

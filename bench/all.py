@@ -51,6 +51,7 @@ from bench.seed import (
     seed_topic,
 )
 from bench.server import (
+    KEYRING,
     asyncpg_url,
     beside,
     drop,
@@ -180,7 +181,7 @@ def _run(opts: Options, server_url: str, command: str, started: datetime) -> Non
         url = asyncio.run(recreate(server_url, opts.database_name))
         progress(f"bench: fresh database {opts.database_name}; applying migrations")
         migrate(url)
-        made = create_app_record(url, "bench")
+        made = create_app_record(url, KEYRING, "bench")
         measured.seed_seconds = asyncio.run(_seed(url, made.id, opts))
     app = asyncio.run(_app(url))
     with herald(url) as (base, proc):

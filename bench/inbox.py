@@ -33,6 +33,7 @@ from bench.client import HttpSpec, Kind, http_phase, http_phase_sync, recipient,
 from bench.load import Cpu, Operation, Part, Processes, Sample, closed_loop, run_local
 from bench.seed import BIG_USER, Seeded, Shape, check, progress, seed
 from bench.server import (
+    KEYRING,
     asyncpg_url,
     drop,
     exclusive,
@@ -164,7 +165,7 @@ def _run(opts: Options, server_url: str, command: str, started: datetime) -> Non
     url = asyncio.run(recreate(server_url, opts.database_name, opts.db_set))
     progress(f"bench: fresh database {opts.database_name}; applying migrations")
     migrate(url)
-    made = create_app_record(url, "bench")
+    made = create_app_record(url, KEYRING, "bench")
     seeded = asyncio.run(_seed(url, app_id=made.id, shape=opts.shape, extra=opts.extra_sql))
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(opts.clients, mp_context=spawn) as workers, herald(url) as server:

@@ -43,6 +43,7 @@ from bench import report
 from bench.load import Cpu, Part, Processes, Sample
 from bench.seed import progress
 from bench.server import (
+    KEYRING,
     ROOT,
     asyncpg_url,
     drop,
@@ -150,7 +151,7 @@ def _run(opts: Options, server_url: str, command: str, started: datetime) -> Non
     url = asyncio.run(recreate(server_url, opts.database_name))
     progress(f"bench: fresh database {opts.database_name}; applying migrations")
     migrate(url)
-    made = create_app_record(url, "bench")
+    made = create_app_record(url, KEYRING, "bench")
     seeded = asyncio.run(_seed(plain(url), made.id, opts))
     # The server's own periodic purge stays off: only the measured `herald purge` deletes.
     with herald(url, extra_env={"HERALD_RETENTION_SCHEDULE": ""}) as (base, server):

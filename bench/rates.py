@@ -22,7 +22,7 @@ from pathlib import Path
 
 from app.runtime import create_app_record, migrate
 from bench.seed import progress
-from bench.server import asyncpg_url, drop, exclusive, herald, recreate
+from bench.server import KEYRING, asyncpg_url, drop, exclusive, herald, recreate
 
 _RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 _DONE = re.compile(r"(\d+) requests in ")
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     with exclusive(args.database_url, args.database_name):
         url = asyncpg_url(asyncio.run(recreate(args.database_url, args.database_name)))
         migrate(url)
-        made = create_app_record(url, "wrk")
+        made = create_app_record(url, KEYRING, "wrk")
         script = Path(tempfile.mkdtemp(prefix="herald-wrk-")) / "send.lua"
         script.write_text(_lua_send(made.api_key, made.api_secret))
         runs: dict[str, list[Run]] = {"health": [], "send": []}

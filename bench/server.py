@@ -15,9 +15,16 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from app.keyring import from_secret
 from bench.seed import progress
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# Seals the app secrets of every server these launch, and of the apps made beforehand
+# (create_app_record(url, KEYRING, …)).
+SECRET_KEY = "bench-secret-key-" + secrets.token_hex(16)
+KEYRING = from_secret(SECRET_KEY)
 
 
 @contextmanager
@@ -116,6 +123,7 @@ def herald(
         "HERALD_ADMIN_TOKEN": admin_token or secrets.token_urlsafe(24),
         "HERALD_DATA_DIR": str(workdir),
         "HERALD_LOG_LEVEL": "warning",
+        "HERALD_SECRET_KEY": SECRET_KEY,
         **(extra_env or {}),
     }
     log = workdir / "server.log"

@@ -17,7 +17,7 @@ from app.embedded import EmbeddedPostgres
 from app.runtime import create_app_record, migrate
 from bench.all import DATA_DIR
 from bench.seed import progress
-from bench.server import asyncpg_url, drop, herald, recreate
+from bench.server import KEYRING, asyncpg_url, drop, herald, recreate
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         url = asyncio.run(recreate(server_url, args.database_name))
         migrate(url)
-        made = create_app_record(url, "bench")
+        made = create_app_record(url, KEYRING, "bench")
         with herald(url) as (base, _proc):
             times = asyncio.run(_subscribe(base, made.api_key, made.api_secret, chunks, chunk))
         asyncio.run(drop(server_url, args.database_name))

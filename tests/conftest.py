@@ -13,11 +13,11 @@ from app.db import make_engine
 from app.main import create_app
 from app.runtime import migrate
 from tests import db
+from tests.factories import TEST_SECRET_KEY as TEST_SECRET_KEY
 from tests.factories import Creds, make_app
 from tests.live import running_server
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
-TEST_SECRET_KEY = "test-secret-key-" + secrets.token_hex(16)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apps import service as apps_service
 from app.apps.models import App
+from bench.server import KEYRING, SECRET_KEY
+
+# The key of the test settings and of every server the tests launch (bench.server.herald):
+# apps made here open there.
+TEST_SECRET_KEY = SECRET_KEY
+TEST_KEYRING = KEYRING
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class Creds:
 
 
 async def make_app(session: AsyncSession, name: str = "test") -> tuple[App, Creds]:
-    app = await apps_service.create(session, name=name)
+    app = await apps_service.create(session, TEST_KEYRING, name=name)
     return app, Creds(app.id, app.api_key, app.api_secret)
 
 

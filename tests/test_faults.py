@@ -28,7 +28,7 @@ from app.main import create_app
 from app.runtime import migrate
 from bench.server import free_port
 from tests import db
-from tests.factories import Creds, error_message, send_body
+from tests.factories import TEST_KEYRING, Creds, error_message, send_body
 
 SCRATCH = f"herald_test_faults_{os.getpid()}"
 
@@ -176,7 +176,9 @@ async def committing_app(settings: Settings, scratch: str) -> AsyncIterator[tupl
     app.state.engine = make_engine(scratch, pool_size=2)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
     async with app.state.sessionmaker.begin() as session:
-        made = await apps_service.create(session, name="commit-" + uuid.uuid4().hex[:6])
+        made = await apps_service.create(
+            session, TEST_KEYRING, name="commit-" + uuid.uuid4().hex[:6]
+        )
     yield app, Creds(made.id, made.api_key, made.api_secret)
     await app.state.engine.dispose()
 

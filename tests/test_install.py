@@ -205,6 +205,7 @@ def test_migrate_then_serve_from_the_wheel(install: Install, database: str) -> N
         "HERALD_DATA_DIR": str(install.cwd.parent / "data"),
         "HERALD_ADMIN_TOKEN": token,
         "HERALD_LOG_LEVEL": "info",
+        "HERALD_SECRET_KEY": secrets.token_urlsafe(32),
     }
     migrated = _run([install.herald, "migrate"], cwd=install.cwd, env=env)
     assert "Running upgrade  -> 0001_initial" in migrated, migrated

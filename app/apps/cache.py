@@ -17,12 +17,16 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.apps.models import App
+from app.keyring import Keyring
 
 CHANNEL = "herald_apps"
 
 
 class AppCache:
-    def __init__(self, *, ttl: float = 60.0, max_size: int = 10_000):
+    def __init__(self, keyring: Keyring, *, ttl: float = 60.0, max_size: int = 10_000):
+        # Opens the secrets of the rows read into the cache (app/apps/sealing.py): entries
+        # hold them opened, in this process's memory only.
+        self.keyring = keyring
         self.ttl = ttl
         self.max_size = max_size
         self.enabled = False

@@ -3,41 +3,44 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, status
 
-from app.apps import repository, service
+from app.apps import service
 from app.apps.schemas import AppCreate, AppRead, AppUpdate, SigningKeyIn, SigningKeyOut
 from app.auth.dependencies import AdminDep
 from app.config import SettingsDep
 from app.db import SessionDep
 from app.errors import answers
+from app.keyring import keyring
 from app.kit.types import DbId
 
 router = APIRouter(prefix="/admin/apps", tags=["admin"], dependencies=[AdminDep])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=AppRead)
-async def create_app(session: SessionDep, body: AppCreate) -> AppRead:
+async def create_app(session: SessionDep, settings: SettingsDep, body: AppCreate) -> AppRead:
     """Create an app with a fresh API key, secret and web-push key pair."""
-    return AppRead.of(await service.create(session, name=body.name))
+    return AppRead.of(await service.create(session, keyring(settings), name=body.name))
 
 
 @router.get("", response_model=list[AppRead])
-async def list_apps(session: SessionDep) -> list[AppRead]:
+async def list_apps(session: SessionDep, settings: SettingsDep) -> list[AppRead]:
     """List every app."""
-    return [AppRead.of(a) for a in await repository.all_apps(session)]
+    return [AppRead.of(a) for a in await service.all_opened(session, keyring(settings))]
 
 
 @router.get("/{app_id}", response_model=AppRead)
-async def get_app(session: SessionDep, app_id: DbId) -> AppRead:
+async def get_app(session: SessionDep, settings: SettingsDep, app_id: DbId) -> AppRead:
     """Read one app with its credentials."""
-    return AppRead.of(await service.get(session, app_id))
+    return AppRead.of(await service.get_opened(session, keyring(settings), app_id))
 
 
 # 409: secure mode before a signing key is registered.
 @router.patch("/{app_id}", response_model=AppRead, responses=answers(409))
-async def update_app(session: SessionDep, app_id: DbId, body: AppUpdate) -> AppRead:
+async def update_app(
+    session: SessionDep, settings: SettingsDep, app_id: DbId, body: AppUpdate
+) -> AppRead:
     """Rename an app, switch secure mode or HMAC, set its channels, or make profile address
     keys (`addressesFromBackendOnly`) writable only with the API secret."""
-    app = await service.get(session, app_id)
+    app = await service.get_opened(session, keyring(settings), app_id)
     await service.update(
         session,
         app=app,
@@ -75,8 +78,9 @@ async def rotate_secret(
     """Replace the API secret; the old one keeps working until `previousSecretExpiresAt`
     (HERALD_SECRET_GRACE, 24 h by default, or `graceSeconds`), so backends roll over."""
     grace = settings.secret_grace if grace_seconds is None else timedelta(seconds=grace_seconds)
-    app = await service.rotate_secret(session, app=await service.get(session, app_id), grace=grace)
-    return AppRead.of(app)
+    ring = keyring(settings)
+    app = await service.get_opened(session, ring, app_id)
+    return AppRead.of(await service.rotate_secret(session, ring, app=app, grace=grace))
 
 
 @router.post(

@@ -4,26 +4,27 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.apps import keys, repository
+from app.apps import keys, repository, sealing
 from app.apps.models import App
 from app.errors import Conflict, NotFound
+from app.keyring import Keyring
 from app.kit.secrets import random_token
 from app.kit.timefmt import utcnow
 
 
-async def create(session: AsyncSession, *, name: str) -> App:
+async def create(session: AsyncSession, keyring: Keyring, *, name: str) -> App:
     vapid_public, vapid_private = keys.new_vapid_pair()
     app = App(
         name=name,
         api_key=random_token(22),
-        api_secret=random_token(48),
         vapid_public_key=vapid_public,
-        vapid_private_key=vapid_private,
         secure_mode=False,
         hmac_enabled=False,
         channels=["inApp"],
         addresses_from_backend_only=False,
     )
+    sealing.seal_secrets(keyring, app, current=random_token(48), previous=None)
+    sealing.seal_vapid(keyring, app, private_key=vapid_private)
     session.add(app)
     await session.flush()
     await session.refresh(app)
@@ -31,10 +32,19 @@ async def create(session: AsyncSession, *, name: str) -> App:
 
 
 async def get(session: AsyncSession, app_id: int) -> App:
+    """The app without its secrets opened (see `get_opened`)."""
     app = await repository.by_id(session, app_id) if 0 < app_id < 2**63 else None
     if app is None:
         raise NotFound("App not found")
     return app
+
+
+async def get_opened(session: AsyncSession, keyring: Keyring, app_id: int) -> App:
+    return sealing.opened(keyring, await get(session, app_id))
+
+
+async def all_opened(session: AsyncSession, keyring: Keyring) -> list[App]:
+    return [sealing.opened(keyring, app) for app in await repository.all_apps(session)]
 
 
 async def update(
@@ -64,18 +74,19 @@ async def update(
     return app
 
 
-async def rotate_secret(session: AsyncSession, *, app: App, grace: timedelta) -> App:
+async def rotate_secret(
+    session: AsyncSession, keyring: Keyring, *, app: App, grace: timedelta
+) -> App:
     """Issue a new secret; the current one keeps working for `grace` (not at all when 0).
 
-    Only one previous secret is kept: rotating again ends the older one's grace."""
+    Only one previous secret is kept: rotating again ends the older one's grace. `app` must
+    be opened (get_opened)."""
     now = utcnow()
-    if grace > timedelta(0):
-        app.previous_api_secret = app.api_secret
-        app.previous_secret_expires_at = now + grace
-    else:
-        app.previous_api_secret = None
-        app.previous_secret_expires_at = None
-    app.api_secret = random_token(48)
+    keep = grace > timedelta(0)
+    sealing.seal_secrets(
+        keyring, app, current=random_token(48), previous=app.api_secret if keep else None
+    )
+    app.previous_secret_expires_at = now + grace if keep else None
     app.updated_at = now
     await session.flush()
     return app

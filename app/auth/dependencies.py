@@ -9,6 +9,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apps import repository as apps_repository
+from app.apps import sealing
 from app.apps.cache import AppCache
 from app.apps.credentials import accepts_secret
 from app.apps.models import App
@@ -16,6 +17,7 @@ from app.auth import admin_token, tokens
 from app.auth.principal import Principal, UserPrincipal, Via
 from app.db import SessionDep
 from app.errors import NO_AUTH, BadRequest, Unauthorized
+from app.keyring import Keyring
 from app.kit.secrets import same
 from app.kit.timefmt import utcnow
 
@@ -113,15 +115,20 @@ async def credentials(
     )
 
 
-async def _app_by_key(session: AsyncSession, api_key: str, apps: AppCache | None) -> App | None:
+async def _app_by_key(
+    session: AsyncSession, api_key: str, keyring: Keyring, apps: AppCache | None
+) -> App | None:
     if apps is None:
-        return await apps_repository.by_key(session, api_key)
+        app = await apps_repository.by_key(session, api_key)
+        return sealing.opened(keyring, app) if app is not None else None
     cached = apps.get(api_key)
     if cached is not None:
         return cached
     epoch = apps.epoch()
     app = await apps_repository.by_key(session, api_key)
     if app is not None:
+        # Opened once per read of the row: cached, a request costs no decryption.
+        sealing.opened(keyring, app)
         # Out of the session, so its rollback or close cannot expire what other requests read.
         session.expunge(app)
         apps.put(api_key, app, epoch)
@@ -129,14 +136,14 @@ async def _app_by_key(session: AsyncSession, api_key: str, apps: AppCache | None
 
 
 async def authenticate(
-    session: AsyncSession, creds: Credentials, *, apps: AppCache | None = None
+    session: AsyncSession, creds: Credentials, keyring: Keyring, *, apps: AppCache | None = None
 ) -> Principal:
-    """Resolve credentials to a principal, or raise 401."""
+    """Resolve credentials to a principal, or raise 401. `keyring` opens the app's secrets."""
     if creds.token is not None:
-        return await _from_token(session, creds, apps)
+        return await _from_token(session, creds, keyring, apps)
     if creds.api_key is None:
         raise Unauthorized(NO_AUTH)
-    app = await _app_by_key(session, creds.api_key, apps)
+    app = await _app_by_key(session, creds.api_key, keyring, apps)
     if app is None:
         raise Unauthorized("Invalid API key")
     if creds.api_secret is not None:
@@ -161,13 +168,13 @@ async def authenticate(
 
 
 async def _from_token(
-    session: AsyncSession, creds: Credentials, apps: AppCache | None
+    session: AsyncSession, creds: Credentials, keyring: Keyring, apps: AppCache | None
 ) -> Principal:
     assert creds.token is not None
     api_key = tokens.unverified_api_key(creds.token)
     if creds.api_key is not None and not same(creds.api_key, api_key):
         raise Unauthorized("The token's apiKey does not match X-ENGAGESPOT-API-KEY")
-    app = await _app_by_key(session, api_key, apps)
+    app = await _app_by_key(session, api_key, keyring, apps)
     if app is None:
         raise Unauthorized("Invalid user token: unknown apiKey")
     if not app.signing_public_key:
@@ -186,20 +193,20 @@ CredentialsDep = Annotated[Credentials, Depends(credentials)]
 
 
 # async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
-async def _app_cache(request: Request) -> AppCache | None:
-    apps: AppCache | None = getattr(request.app.state, "app_cache", None)
+async def _app_cache(request: Request) -> AppCache:
+    apps: AppCache = request.app.state.app_cache
     return apps
 
 
-AppCacheDep = Annotated[AppCache | None, Depends(_app_cache)]
+AppCacheDep = Annotated[AppCache, Depends(_app_cache)]
 
 
 async def any_caller(session: SessionDep, creds: CredentialsDep, apps: AppCacheDep) -> Principal:
-    return await authenticate(session, creds, apps=apps)
+    return await authenticate(session, creds, apps.keyring, apps=apps)
 
 
 async def backend(session: SessionDep, creds: CredentialsDep, apps: AppCacheDep) -> Principal:
-    principal = await authenticate(session, creds, apps=apps)
+    principal = await authenticate(session, creds, apps.keyring, apps=apps)
     if not principal.is_backend:
         raise Unauthorized(
             "This route needs the app's credentials: X-ENGAGESPOT-API-KEY and "
@@ -212,7 +219,7 @@ async def inbox_actor(
     request: Request, session: SessionDep, creds: CredentialsDep, apps: AppCacheDep
 ) -> Principal:
     """A user, or a backend acting on any notification of its app (as @engagespot/node does)."""
-    principal = await authenticate(session, creds, apps=apps)
+    principal = await authenticate(session, creds, apps.keyring, apps=apps)
     if principal.is_backend and principal.user_identifier is None:
         hinted = present(request.query_params.get("userIdentifier"))
         if hinted is not None:
@@ -239,7 +246,7 @@ async def push_clicker(
         and creds.user_id is not None
         and creds.signature is not None
     ):
-        app = await _app_by_key(session, creds.api_key, apps)
+        app = await _app_by_key(session, creds.api_key, apps.keyring, apps)
         if app is not None and (app.secure_mode or app.hmac_enabled):
             if not _signed(app, creds.user_id, creds.signature):
                 raise Unauthorized("Invalid X-ENGAGESPOT-USER-SIGNATURE")

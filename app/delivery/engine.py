@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.apps import sealing
 from app.config import Settings
 from app.delivery import catalogue, content, crypto, receipts, repository, retry, service, targets
 from app.delivery.channels import apns, email_api, expo, fcm, hooks, sms_apis, smtp, twilio, webpush
@@ -133,13 +134,25 @@ async def _candidates(session: AsyncSession, delivery: Delivery) -> list[Provide
     return [p for p in providers if p.provider == delivery.provider_kind]
 
 
-async def _web_push_facts(session: AsyncSession, delivery: Delivery) -> WebPushFacts | None:
+async def _web_push_facts(
+    session: AsyncSession, keyring: crypto.Keyring, delivery: Delivery
+) -> WebPushFacts | None:
     if delivery.channel != catalogue.WEB_PUSH:
         return None
     found = await repository.web_push_facts(
         session, app_id=delivery.app_id, request_id=delivery.request_id, user_id=delivery.user_id
     )
-    return WebPushFacts(*found) if found is not None else None
+    if found is None:
+        return None
+    key, secret, public, private, inbox_id = found
+    # Sealed at rest (app/apps/sealing.py): a key that cannot open them is a config error.
+    return WebPushFacts(
+        key,
+        sealing.open_value(keyring, key, secret),
+        public,
+        sealing.open_value(keyring, key, private),
+        inbox_id,
+    )
 
 
 def _pick(delivery: Delivery, providers: list[Provider]) -> Provider:
@@ -427,6 +440,7 @@ class Engine:
             config = service.config_of(self.keyring, provider)
             sealed = json.loads(message.overrides) if message and message.overrides else {}
             override = content.open_provider_override(self.keyring, sealed, provider.provider)
+            facts = await _web_push_facts(session, self.keyring, delivery)
         except AppError as exc:
             delivery.provider_id = provider.id
             delivery.provider = provider.provider
@@ -434,7 +448,6 @@ class Engine:
             delivery.log = [*delivery.log, _entry(now, provider, Result.CONFIG.value, exc.args[0])]
             _finish(delivery, DeliveryStatus.FAILED, str(exc.args[0]), now)
             return None
-        facts = await _web_push_facts(session, delivery)
         delivery.status = DeliveryStatus.SENDING
         delivery.attempts += 1
         delivery.provider_id = provider.id

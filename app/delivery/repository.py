@@ -343,8 +343,8 @@ _notifications = table("notifications", column("id"), column("request_id"), colu
 async def web_push_facts(
     session: AsyncSession, *, app_id: int, request_id: uuid.UUID, user_id: int
 ) -> tuple[str, str, str, str, int | None] | None:
-    """(API key, API secret, VAPID public key, VAPID private key, the user's inbox row id of
-    the send, if any): one round trip, at the claim."""
+    """(API key, sealed API secret, VAPID public key, sealed VAPID private key, the user's
+    inbox row id of the send, if any): one round trip, at the claim."""
     inbox_id = (
         select(_notifications.c.id)
         .where(_notifications.c.request_id == request_id, _notifications.c.user_id == user_id)
@@ -353,7 +353,11 @@ async def web_push_facts(
     row = (
         await session.execute(
             select(
-                App.api_key, App.api_secret, App.vapid_public_key, App.vapid_private_key, inbox_id
+                App.api_key,
+                App.sealed_api_secret,
+                App.vapid_public_key,
+                App.sealed_vapid_private_key,
+                inbox_id,
             ).where(App.id == app_id)
         )
     ).one_or_none()

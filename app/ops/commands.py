@@ -9,9 +9,11 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apps import repository as apps_repository
+from app.apps import sealing
 from app.apps import service as apps_service
 from app.apps.models import App
 from app.db import make_engine, make_sessionmaker
+from app.keyring import Keyring
 from app.ops.problems import CliError
 from app.sends import status as send_status
 from app.sends.schemas import RequestStatus
@@ -31,16 +33,20 @@ def _in_transaction(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T
     return asyncio.run(run())
 
 
-def list_apps(url: str) -> list[App]:
-    return _in_transaction(url, apps_repository.all_apps)
+def list_apps(url: str, keyring: Keyring) -> list[App]:
+    async def work(session: AsyncSession) -> list[App]:
+        return await apps_service.all_opened(session, keyring)
+
+    return _in_transaction(url, work)
 
 
-def rotate_secret(url: str, app_id: int, *, grace: timedelta) -> App:
+def rotate_secret(url: str, keyring: Keyring, app_id: int, *, grace: timedelta) -> App:
     async def work(session: AsyncSession) -> App:
         app = await apps_repository.by_id(session, app_id) if 0 < app_id < 2**63 else None
         if app is None:
             raise CliError(f"no app with id {app_id} (see `herald apps list`)")
-        return await apps_service.rotate_secret(session, app=app, grace=grace)
+        sealing.opened(keyring, app)
+        return await apps_service.rotate_secret(session, keyring, app=app, grace=grace)
 
     return _in_transaction(url, work)
 

@@ -18,6 +18,7 @@ from app.inbox import events
 from app.inbox import repository as inbox_repository
 from app.inbox import service as inbox_service
 from app.inbox.schemas import NotificationRead
+from app.keyring import keyring
 from app.realtime import payloads
 from app.realtime.listener import Listener
 from app.users import repository as users_repository
@@ -69,6 +70,7 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
 
 class Realtime:
     def __init__(self, settings: Settings):
+        self._keyring = keyring(settings)
         origins = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
         self.sio = _Server(
             connect_timeout=settings.realtime_connect_timeout,
@@ -124,7 +126,7 @@ class Realtime:
             raise socketio.exceptions.ConnectionRefusedError("realtime is starting")
         try:
             async with self._sessionmaker.begin() as session:
-                principal = await authenticate(session, creds)
+                principal = await authenticate(session, creds, self._keyring)
                 identifier = principal.user_identifier
                 if identifier is None:
                     raise socketio.exceptions.ConnectionRefusedError("a user is required")

@@ -14,7 +14,7 @@ from app.apps.cache import AppCache
 from app.auth.dependencies import Credentials, authenticate
 from app.errors import Unauthorized
 from tests.conftest import ADMIN_TOKEN
-from tests.factories import Creds, make_app
+from tests.factories import TEST_KEYRING, Creds, make_app
 from tests.live import running_server
 from tests.queue.support import wait_for
 
@@ -47,7 +47,7 @@ async def _queries(
 
 async def _auth(session: AsyncSession, creds: Credentials, apps: AppCache) -> int:
     async with session.info["maker"]() as own:
-        app_id: int = (await authenticate(own, creds, apps=apps)).app.id
+        app_id: int = (await authenticate(own, creds, apps.keyring, apps=apps)).app.id
         return app_id
 
 
@@ -56,14 +56,14 @@ async def test_a_hit_skips_the_query_and_a_rotation_is_forgotten_at_once(
 ) -> None:
     app, creds = await make_app(session, name="cached")
     await session.flush()
-    apps = AppCache()
+    apps = AppCache(TEST_KEYRING)
     apps.listening(True)
     old = _creds(creds.api_key, creds.api_secret)
     assert await _queries(engine, session, old, apps) == 1
     assert await _queries(engine, session, old, apps) == 0  # served from the cache
 
     # No grace: the old secret must stop working at once, also through the cache.
-    rotated = await apps_service.rotate_secret(session, app=app, grace=timedelta(0))
+    rotated = await apps_service.rotate_secret(session, TEST_KEYRING, app=app, grace=timedelta(0))
     with pytest.raises(Unauthorized):
         await _auth(session, old, apps)
     new = _creds(creds.api_key, rotated.api_secret)
@@ -80,7 +80,7 @@ async def test_off_while_not_listening_and_a_stale_read_is_not_stored(
 ) -> None:
     _, creds = await make_app(session, name="cold")
     await session.flush()
-    apps = AppCache()
+    apps = AppCache(TEST_KEYRING)
     c = _creds(creds.api_key, creds.api_secret)
     assert await _queries(engine, session, c, apps) == 1
     assert await _queries(engine, session, c, apps) == 1  # not listening: no cache
@@ -88,7 +88,7 @@ async def test_off_while_not_listening_and_a_stale_read_is_not_stored(
     epoch = apps.epoch()
     apps.forget(creds.api_key)  # a change lands while a lookup is in flight
     async with session.info["maker"]() as own:
-        found = (await authenticate(own, c)).app
+        found = (await authenticate(own, c, TEST_KEYRING)).app
     apps.put(creds.api_key, found, epoch)
     assert apps.get(creds.api_key) is None
     apps.listening(False)

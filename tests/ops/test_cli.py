@@ -11,11 +11,12 @@ import httpx
 import pytest
 
 from app import cli
+from app.apps import sealing
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from tests import db
-from tests.factories import send_body
+from tests.factories import TEST_KEYRING, TEST_SECRET_KEY, send_body
 from tests.ops.support import herald
 
 NAME = f"herald_test_cli_{os.getpid()}"
@@ -69,8 +70,13 @@ async def app_row(url: str, app_id: int) -> asyncpg.Record:
         await conn.close()
 
 
+def opened(api_key: str, value: str) -> str:
+    assert value.startswith("v1:")
+    return sealing.open_value(TEST_KEYRING, api_key, value)
+
+
 def test_apps_and_rotation(cli_database: str) -> None:
-    env = {"HERALD_DATABASE_URL": cli_database}
+    env = {"HERALD_DATABASE_URL": cli_database, "HERALD_SECRET_KEY": TEST_SECRET_KEY}
     made = herald("apps", "create", "--name", "cli-app", env=env)
     assert made.code == 0, made.output
     app = json.loads(made.stdout)
@@ -98,8 +104,9 @@ def test_apps_and_rotation(cli_database: str) -> None:
     first = json.loads(rotated.stdout)
     assert first["apiSecret"] != app["apiSecret"]
     row = asyncio.run(app_row(cli_database, app["id"]))
-    assert row["api_secret"] == first["apiSecret"]
-    assert row["previous_api_secret"] == app["apiSecret"]
+    # Sealed at rest: the columns open to the secrets shown.
+    assert opened(app["apiKey"], row["api_secret"]) == first["apiSecret"]
+    assert opened(app["apiKey"], row["previous_api_secret"]) == app["apiSecret"]
     left = row["previous_secret_expires_at"] - before
     assert timedelta(seconds=80) < left < timedelta(seconds=100), left
     assert datetime.fromisoformat(first["previousSecretExpiresAt"]) == row[
@@ -111,7 +118,7 @@ def test_apps_and_rotation(cli_database: str) -> None:
     second = json.loads(leaked.stdout)
     assert second["previousSecretExpiresAt"] is None
     row = asyncio.run(app_row(cli_database, app["id"]))
-    assert row["api_secret"] == second["apiSecret"]
+    assert opened(app["apiKey"], row["api_secret"]) == second["apiSecret"]
     assert row["previous_api_secret"] is None
 
     missing = herald("apps", "rotate-secret", "999999", env=env)
@@ -125,7 +132,13 @@ def test_apps_and_rotation(cli_database: str) -> None:
 async def committing_client(cli_database: str) -> AsyncIterator[httpx.AsyncClient]:
     """The API in-process on the CLI's database, its writes committed for the CLI to read."""
     engine = make_engine(cli_database, pool_size=2)
-    app = create_app(Settings(database_url=cli_database, admin_token="cli-test-admin-token"))
+    app = create_app(
+        Settings(
+            database_url=cli_database,
+            admin_token="cli-test-admin-token",
+            secret_key=TEST_SECRET_KEY,
+        )
+    )
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     transport = httpx.ASGITransport(app=app)
@@ -135,7 +148,7 @@ async def committing_client(cli_database: str) -> AsyncIterator[httpx.AsyncClien
 
 
 async def test_requests_show(cli_database: str, committing_client: httpx.AsyncClient) -> None:
-    env = {"HERALD_DATABASE_URL": cli_database}
+    env = {"HERALD_DATABASE_URL": cli_database, "HERALD_SECRET_KEY": TEST_SECRET_KEY}
     made = await asyncio.to_thread(herald, "apps", "create", "--name", "sender", env=env)
     app = json.loads(made.stdout)
     headers = {"X-ENGAGESPOT-API-KEY": app["apiKey"], "X-ENGAGESPOT-API-SECRET": app["apiSecret"]}

@@ -223,6 +223,7 @@ def test_port_taken_when_uvicorn_binds(
         "HERALD_DATABASE_URL": served_database,
         "HERALD_DATA_DIR": str(data_dir),
         "HERALD_ADMIN_TOKEN": "a-token-of-sufficient-length",
+        "HERALD_SECRET_KEY": "a-secret-key-of-sufficient-length-for-herald",
     }
     done = subprocess.run(
         [sys.executable, "-c", RACE, "serve", "--port", str(taken_port)],

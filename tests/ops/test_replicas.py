@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.factories import TEST_SECRET_KEY
 from tests.ops.support import CLEAN_ENV, ROOT, free_port, fresh_database, pg_server_or_skip
 from tests.ops.support import scratch_dir as new_dir
 
@@ -63,6 +64,7 @@ def replicas(empty_database: str) -> Iterator[list[Replica]]:
             "HERALD_DATABASE_URL": empty_database,
             "HERALD_DATA_DIR": str(data_dir),
             "HERALD_LOG_LEVEL": "info",
+            "HERALD_SECRET_KEY": TEST_SECRET_KEY,
         }
         with (logs / "stdout").open("wb") as out, (logs / "stderr").open("wb") as err:
             process = subprocess.Popen(

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db import make_engine
 from app.runtime import migrate
 from tests import db
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, TEST_SECRET_KEY
 from tests.live import running_process, running_server
 from tests.queue.support import ADMIN, rows, scalar, send, wait_for, wait_status
 
@@ -58,6 +58,7 @@ class WorkerProcess:
             "HERALD_DATABASE_URL": database_url,
             "HERALD_ADMIN_TOKEN": ADMIN_TOKEN,
             "HERALD_LOG_LEVEL": "info",
+            "HERALD_SECRET_KEY": TEST_SECRET_KEY,
         }
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.apps import service as apps_service
+from tests.factories import TEST_KEYRING
 
 DAY = timedelta(days=1)
 
@@ -17,7 +18,7 @@ async def app_with_users(
     maker: async_sessionmaker[AsyncSession], users: int
 ) -> tuple[int, list[int]]:
     async with maker.begin() as session:
-        app = await apps_service.create(session, name="retention")
+        app = await apps_service.create(session, TEST_KEYRING, name="retention")
         result = await session.execute(
             text(
                 "INSERT INTO users (app_id, identifier) "
