@@ -1,6 +1,7 @@
 """Run a benchmark script at --quick sizes, as its smoke test does."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -39,3 +40,14 @@ def run_quick(
     assert run.returncode == 0, run.stderr[-4000:]
     assert elapsed < LIMIT_SECONDS, f"--quick took {elapsed:.0f}s"
     return run
+
+
+def positive_result(pattern: re.Pattern[str], stdout: str) -> dict[str, float]:
+    """The named numbers of the `RESULT …` line that `pattern` finds in a run's stdout.
+
+    Fails when there is no such line or when any of its numbers is not positive."""
+    found = pattern.search(stdout)
+    assert found is not None, stdout
+    numbers = {k: float(v) for k, v in found.groupdict().items()}
+    assert all(v > 0 for v in numbers.values()), numbers
+    return numbers
