@@ -15,7 +15,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import make_engine
-from app.runtime import migrate
 from tests import db
 from tests.conftest import ADMIN_TOKEN
 from tests.live import running_process, running_server
@@ -41,10 +40,8 @@ HEARTBEAT = 10
 @pytest.fixture(scope="module")
 def crash_database(server_url: str) -> Iterator[str]:
     name = f"herald_test_crash_{os.getpid()}"
-    url = asyncio.run(db.recreate(server_url, name))
-    migrate(url)
-    yield url
-    asyncio.run(db.drop(server_url, name))
+    with db.migrated(server_url, name) as url:
+        yield url
 
 
 @pytest.fixture
