@@ -46,7 +46,14 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import asyncpg
 
-from bench.server import add_database_arguments, drop, free_port, postgres_server, recreate
+from bench.server import (
+    add_database_arguments,
+    drop,
+    free_port,
+    postgres_server,
+    recreate,
+    stop_process,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "bench" / "data" / "realtime"
@@ -380,13 +387,7 @@ class Server:
             return "(no log)"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
 
 
 @dataclass(frozen=True)

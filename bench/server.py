@@ -204,15 +204,21 @@ def herald(
         progress(f"herald serving at {base} (pid {proc.pid})")
         yield base, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
         problems = [line for line in log.read_text().splitlines() if "Traceback" in line]
         if problems:
             progress(f"herald logged errors; see {log}")
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL when it has not exited within `grace` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
 
 
 def free_port() -> int:
