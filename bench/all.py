@@ -23,9 +23,7 @@ import argparse
 import asyncio
 import functools
 import os
-import shlex
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,8 +33,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from app.embedded import EmbeddedPostgres
-from app.runtime import create_app_record, migrate
 from bench import report, wrk
 from bench.load import Processes
 from bench.seed import (
@@ -51,15 +47,15 @@ from bench.seed import (
     seed_topic,
 )
 from bench.server import (
-    KEYRING,
-    asyncpg_url,
     beside,
     drop,
     exclusive,
+    fresh_app_database,
+    given_server,
     herald,
     plain,
+    postgres_server,
     postmaster_pid,
-    recreate,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,7 +117,7 @@ def options(argv: list[str] | None = None) -> Options:
         runs=args.runs or (1 if quick else 3),
         connections=args.connections,
         low_connections=4,
-        database_url=asyncpg_url(args.database_url) if args.database_url else None,
+        database_url=given_server(args.database_url),
         database_name=args.database_name
         or ("herald_bench_all_quick" if quick else "herald_bench_all"),
         results=args.results or (None if quick else RESULTS),
@@ -161,16 +157,13 @@ def main(argv: list[str] | None = None) -> None:
     opts = options(argv)
     if not wrk.available():
         raise SystemExit("bench.all needs wrk (apt-get install wrk)")
-    command = shlex.join(["python", "-m", "bench.all", *(sys.argv[1:] if argv is None else argv)])
+    command = report.command_line("bench.all", argv)
     started = datetime.now(UTC)
-    embedded = None if opts.database_url else EmbeddedPostgres(DATA_DIR)
-    server_url = opts.database_url or (embedded.start() if embedded else "")
-    try:
-        with exclusive(server_url, opts.database_name):
-            _run(opts, server_url, command, started)
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with (
+        postgres_server(opts.database_url, DATA_DIR) as server_url,
+        exclusive(server_url, opts.database_name),
+    ):
+        _run(opts, server_url, command, started)
 
 
 def _run(opts: Options, server_url: str, command: str, started: datetime) -> None:
@@ -178,10 +171,7 @@ def _run(opts: Options, server_url: str, command: str, started: datetime) -> Non
     if opts.reuse:
         url = beside(server_url, opts.database_name)
     else:
-        url = asyncio.run(recreate(server_url, opts.database_name))
-        progress(f"bench: fresh database {opts.database_name}; applying migrations")
-        migrate(url)
-        made = create_app_record(url, KEYRING, "bench")
+        url, made = fresh_app_database(server_url, opts.database_name)
         measured.seed_seconds = asyncio.run(_seed(url, made.id, opts))
     app = asyncio.run(_app(url))
     with herald(url) as (base, proc):

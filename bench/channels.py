@@ -30,13 +30,11 @@ import os
 import platform
 import secrets
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +47,6 @@ import asyncpg
 import http_ece
 import httpx
 import trustme
-import uvicorn
 from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -58,10 +55,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench.asgi_thread import AsgiThread
 from bench.load import Processes
 from bench.push_peers import PushPeers, apns_config, service_account
 from bench.seed import progress
-from bench.server import asyncpg_url, drop, herald, plain, postmaster_pid, recreate
+from bench.server import asyncpg_url, drop, free_port, herald, plain, postmaster_pid, recreate
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -81,27 +79,12 @@ class Counting:
         return "250 OK"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class Receiver:
     def __init__(self) -> None:
         self.count = 0
         app = Starlette(routes=[Route("/{p:path}", self._hit, methods=["POST"])])
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off"))
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(self.server.serve(sockets=[sock])), daemon=True
-        )
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
+        self.served = AsgiThread(app, what="webhook receiver").start()
+        self.port = self.served.port
 
     async def _hit(self, request: Request) -> Response:
         await request.body()
@@ -109,8 +92,7 @@ class Receiver:
         return Response('{"ok":true}')
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
+        self.served.stop()
 
 
 # -- web push ------------------------------------------------------------------------------
@@ -139,23 +121,9 @@ class PushService:
         )
         self.p256dh = base64.urlsafe_b64encode(point).rstrip(b"=").decode()
         app = Starlette(routes=[Route("/push/{name}", self._hit, methods=["POST"])])
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            app,
-            log_level="error",
-            lifespan="off",
-            ssl_certfile=str(certfile),
-            ssl_keyfile=str(keyfile),
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(self.server.serve(sockets=[sock])), daemon=True
-        )
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
+        served = AsgiThread(app, what="push service", certfile=certfile, keyfile=keyfile)
+        self.served = served.start()
+        self.port = served.port
 
     def subscription(self, name: str) -> dict[str, Any]:
         auth = base64.urlsafe_b64encode(self.auth).rstrip(b"=").decode()
@@ -176,8 +144,7 @@ class PushService:
         return Response(status_code=201)
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
+        self.served.stop()
 
 
 async def seed_subscriptions(dsn: str, app_id: int, push: PushService, n: int) -> None:
@@ -434,6 +401,19 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             )
             await seed_subscriptions(dsn, int(channel_app["id"]), push, args.deliveries)
 
+            async def through_worker(channel: str, done: Callable[[], int]) -> float:
+                """Seconds for --deliveries deliveries on `channel`, in sends of 100."""
+                per_send = min(100, args.deliveries)
+                return await deliver(
+                    after,
+                    dsn,
+                    channel_app,
+                    channel=channel,
+                    n=args.deliveries,
+                    per_send=per_send,
+                    done=done,
+                )
+
             progress("1-recipient inbox-only sends, before and after, alternating")
             rates: dict[str, list[float]] = {"before": [], "after": []}
             await one_recipient_sends(before, inbox_app_before, 100, args.concurrency)  # warm-up
@@ -454,37 +434,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             idle = await inbox_reads(after, channel_app, args.read_seconds, 4)
             progress("e-mails through the worker, with inbox reads")
             reads_task = asyncio.create_task(inbox_reads(after, channel_app, args.read_seconds, 4))
-            email_s = await deliver(
-                after,
-                dsn,
-                channel_app,
-                channel="email",
-                n=args.deliveries,
-                per_send=min(100, args.deliveries),
-                done=lambda: counting.count,
-            )
+            email_s = await through_worker("email", lambda: counting.count)
             busy = await reads_task
             progress("webhooks through the worker")
-            hook_s = await deliver(
-                after,
-                dsn,
-                channel_app,
-                channel="webhook",
-                n=args.deliveries,
-                per_send=min(100, args.deliveries),
-                done=lambda: receiver.count,
-            )
+            hook_s = await through_worker("webhook", lambda: receiver.count)
             progress("web pushes through the worker, with inbox reads")
             reads_task = asyncio.create_task(inbox_reads(after, channel_app, args.read_seconds, 4))
-            push_s = await deliver(
-                after,
-                dsn,
-                channel_app,
-                channel="webPush",
-                n=args.deliveries,
-                per_send=min(100, args.deliveries),
-                done=lambda: push.count,
-            )
+            push_s = await through_worker("webPush", lambda: push.count)
             push_busy = await reads_task
             assert push.oversized == 0, f"{push.oversized} pushes over 4096 bytes"
             assert push.first is not None
@@ -519,13 +475,24 @@ def _rounds(values: list[float]) -> str:
     return ", ".join(f"{r:.0f}" for r in values)
 
 
-def render(args: argparse.Namespace, out: dict[str, Any]) -> str:
+def _machine_line(out: dict[str, Any]) -> str:
+    machine = f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+    load = f"load average {' '.join(out['load_start'])} at start, {' '.join(out['load_end'])}"
+    return (
+        f"- Machine: {machine}, Python {platform.python_version()}; {load} at end "
+        "(other engineers' jobs shared this machine)"
+    )
+
+
+def _command_line() -> str:
     head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
+    return f"- Command: `python -m bench.channels {shlex.join(sys.argv[1:])}`; Herald {head}"
+
+
+def render(args: argparse.Namespace, out: dict[str, Any]) -> str:
     s, rounds = out["sends"], out["send_rounds"]
-    machine = f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
-    load = f"load average {' '.join(out['load_start'])} at start, {' '.join(out['load_end'])}"
     idle = f"p50 {out['idle_p50']:.1f} ms, p99 {out['idle_p99']:.1f} ms ({out['idle_n']} reads)"
     busy = f"p50 {out['busy_p50']:.1f} ms, p99 {out['busy_p99']:.1f} ms ({out['busy_n']} reads)"
     push = f"p50 {out['push_p50']:.1f} ms, p99 {out['push_p99']:.1f} ms ({out['push_n']} reads)"
@@ -533,10 +500,8 @@ def render(args: argparse.Namespace, out: dict[str, Any]) -> str:
     lines = [
         f"## Channels: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"- Machine: {machine}, Python {platform.python_version()}; {load} at end "
-        "(other engineers' jobs shared this machine)",
-        f"- Command: `python -m bench.channels {shlex.join(sys.argv[1:])}`; Herald {head}; "
-        f"before = {args.base} exported with `git archive`, on its own database",
+        _machine_line(out),
+        f"{_command_line()}; before = {args.base} exported with `git archive`, on its own database",
         "- Peers in the bench process: aiosmtpd (plain SMTP), a uvicorn receiver answering "
         "200 and a uvicorn push service over TLS answering 201; one `herald serve` with its "
         "in-process worker (16 delivery slots)",
@@ -683,19 +648,13 @@ async def sms_main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def render_sms(args: argparse.Namespace, out: dict[str, Any]) -> str:
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    machine = f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
-    load = f"load average {' '.join(out['load_start'])} at start, {' '.join(out['load_end'])}"
     n = args.deliveries
     return "\n".join(
         [
             f"## Channels, SMS: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             "",
-            f"- Machine: {machine}, Python {platform.python_version()}; {load} at end "
-            "(other engineers' jobs shared this machine)",
-            f"- Command: `python -m bench.channels {shlex.join(sys.argv[1:])}`; Herald {head}",
+            _machine_line(out),
+            _command_line(),
             "- Peers in the bench process (uvicorn, plain HTTP): a Twilio-shaped Messages API "
             "(Basic auth, 201 with a sid) and a webhook receiver; one `herald serve` with its "
             "in-process worker (16 delivery slots, 8 per provider)",
@@ -879,11 +838,6 @@ async def push_main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def render_push(args: argparse.Namespace, out: dict[str, Any]) -> str:
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    machine = f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
-    load = f"load average {' '.join(out['load_start'])} at start, {' '.join(out['load_end'])}"
     n = args.deliveries
     idle99 = out["p99"]["idle"]
     base_rate = out["rates"]["default_webhook"]
@@ -896,9 +850,8 @@ def render_push(args: argparse.Namespace, out: dict[str, Any]) -> str:
     lines = [
         f"## Push: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"- Machine: {machine}, Python {platform.python_version()}; {load} at end "
-        "(other engineers' jobs shared this machine)",
-        f"- Command: `python -m bench.channels {shlex.join(sys.argv[1:])}`; Herald {head}",
+        _machine_line(out),
+        _command_line(),
         "- Peers in the bench process: one hypercorn server over TLS (trustme CA through "
         "SSL_CERT_FILE) for the token endpoint, FCM, APNs (HTTP/2) and Expo, answering "
         "success; a uvicorn receiver for the webhooks; one `herald serve` with its in-process "

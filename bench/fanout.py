@@ -29,9 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import json
-import shlex
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -43,12 +41,20 @@ from typing import Any, Literal
 import asyncpg
 import httpx
 
-from app.embedded import EmbeddedPostgres
 from bench import report
 from bench.client import recipient, send_body
 from bench.load import Cpu, Processes, Sample, closed_loop, run_local
 from bench.seed import progress
-from bench.server import asyncpg_url, drop, herald, plain, postmaster_pid, recreate
+from bench.server import (
+    add_database_arguments,
+    drop,
+    given_server,
+    herald,
+    plain,
+    postgres_server,
+    postmaster_pid,
+    recreate,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "bench" / "data" / "fanout"
@@ -93,15 +99,13 @@ def options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--concurrency", type=int, help="sends in flight (10)")
     parser.add_argument("--max-seconds", type=float, help="cap per timed phase (300)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--database-url", help="a PostgreSQL server to use instead of pgserver")
-    parser.add_argument("--database-name", default="herald_bench_fanout", help="recreated")
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="for pgserver")
-    parser.add_argument(
-        "--results",
-        type=Path,
-        help="Markdown file to append to (default bench/RESULTS.md; none for --quick)",
+    add_database_arguments(
+        parser,
+        data_dir=DATA_DIR,
+        name="herald_bench_fanout",
+        name_help="recreated",
+        results="append to",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     subscribers, rounds, sends, concurrency, max_seconds = (
@@ -114,7 +118,7 @@ def options(argv: list[str] | None = None) -> Options:
         sends=args.sends or sends,
         concurrency=args.concurrency or concurrency,
         max_seconds=args.max_seconds or max_seconds,
-        database_url=asyncpg_url(args.database_url) if args.database_url else None,
+        database_url=given_server(args.database_url),
         database_name=args.database_name,
         data_dir=args.data_dir,
         results=args.results or (None if quick else RESULTS),
@@ -200,12 +204,9 @@ def _per_cpu(timed: list[Timed], cpu_of: Callable[[Cpu], float | None]) -> float
 
 def main(argv: list[str] | None = None) -> None:
     opts = options(argv)
-    args = sys.argv[1:] if argv is None else argv
-    command = shlex.join(["python", "-m", "bench.fanout", *args])
+    command = report.command_line("bench.fanout", argv)
     started = datetime.now(UTC)
-    embedded = None if opts.database_url else EmbeddedPostgres(opts.data_dir)
-    server_url = opts.database_url or (embedded.start() if embedded else "")
-    try:
+    with postgres_server(opts.database_url, opts.data_dir) as server_url:
         url = asyncio.run(recreate(server_url, opts.database_name))
         progress(f"bench: fresh database {opts.database_name}; the server applies migrations")
         admin_token = f"bench-{uuid.uuid4().hex}"
@@ -219,9 +220,6 @@ def main(argv: list[str] | None = None) -> None:
             progress(f"bench: appended a section to {opts.results}")
         if not opts.keep:
             asyncio.run(drop(server_url, opts.database_name))
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 async def _measure(

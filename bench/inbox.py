@@ -13,9 +13,7 @@ import argparse
 import asyncio
 import multiprocessing
 import re
-import shlex
 import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -26,21 +24,20 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from app.embedded import EmbeddedPostgres
-from app.runtime import create_app_record, migrate
 from bench import report
 from bench.client import HttpSpec, Kind, http_phase, http_phase_sync, recipient, send_body
 from bench.load import Cpu, Operation, Part, Processes, Sample, closed_loop, run_local
 from bench.seed import BIG_USER, Seeded, Shape, check, progress, seed
 from bench.server import (
-    KEYRING,
-    asyncpg_url,
+    add_database_arguments,
     drop,
     exclusive,
+    fresh_app_database,
+    given_server,
     herald,
     plain,
+    postgres_server,
     postmaster_pid,
-    recreate,
 )
 from bench.sql import Captured, record, replay, with_new_request
 
@@ -86,17 +83,12 @@ def options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--rounds", type=int, help="interleaved rounds per phase (3)")
     parser.add_argument("--max-seconds", type=float, help="cap per timed phase (180)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--database-url", help="a PostgreSQL server to use instead of pgserver")
-    parser.add_argument(
-        "--database-name", help="dropped and recreated (herald_bench; herald_bench_quick)"
+    add_database_arguments(
+        parser,
+        data_dir=DATA_DIR,
+        name_help="dropped and recreated (herald_bench; herald_bench_quick)",
+        results="update",
     )
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="for pgserver")
-    parser.add_argument(
-        "--results",
-        type=Path,
-        help="Markdown file to update (default bench/RESULTS.md; none for --quick)",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
         "--db-set",
         action="append",
@@ -135,7 +127,7 @@ def options(argv: list[str] | None = None) -> Options:
         clients=args.clients or 1,
         rounds=args.rounds or big[6],
         max_seconds=args.max_seconds or big[7],
-        database_url=asyncpg_url(args.database_url) if args.database_url else None,
+        database_url=given_server(args.database_url),
         database_name=args.database_name or ("herald_bench_quick" if quick else "herald_bench"),
         data_dir=args.data_dir,
         results=args.results or (None if quick else RESULTS),
@@ -148,24 +140,18 @@ def options(argv: list[str] | None = None) -> Options:
 
 def main(argv: list[str] | None = None) -> None:
     opts = options(argv)
-    command = shlex.join(["python", "-m", "bench.inbox", *(sys.argv[1:] if argv is None else argv)])
+    command = report.command_line("bench.inbox", argv)
     started = datetime.now(UTC)
-    embedded = None if opts.database_url else EmbeddedPostgres(opts.data_dir)
-    server_url = opts.database_url or (embedded.start() if embedded else "")
-    try:
-        with exclusive(server_url, opts.database_name):
-            _run(opts, server_url, command, started)
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with (
+        postgres_server(opts.database_url, opts.data_dir) as server_url,
+        exclusive(server_url, opts.database_name),
+    ):
+        _run(opts, server_url, command, started)
 
 
 def _run(opts: Options, server_url: str, command: str, started: datetime) -> None:
     """One benchmark run on a fresh database: seed, serve, measure, report."""
-    url = asyncio.run(recreate(server_url, opts.database_name, opts.db_set))
-    progress(f"bench: fresh database {opts.database_name}; applying migrations")
-    migrate(url)
-    made = create_app_record(url, KEYRING, "bench")
+    url, made = fresh_app_database(server_url, opts.database_name, opts.db_set)
     seeded = asyncio.run(_seed(url, app_id=made.id, shape=opts.shape, extra=opts.extra_sql))
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(opts.clients, mp_context=spawn) as workers, herald(url) as server:

@@ -24,12 +24,20 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.embedded import EmbeddedPostgres
 from app.observability.metrics import Metrics
 from app.observability.middleware import Instrument, RouteProbe
 from bench.load import Processes
 from bench.seed import progress
-from bench.server import ROOT, asyncpg_url, drop, exclusive, herald, recreate
+from bench.server import (
+    ROOT,
+    add_database_arguments,
+    drop,
+    exclusive,
+    given_server,
+    herald,
+    postgres_server,
+    recreate,
+)
 
 DATA_DIR = ROOT / "bench" / "data" / "metrics"
 _RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
@@ -55,16 +63,14 @@ def options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--seconds", type=int, help="per round (10)")
     parser.add_argument("--connections", type=int, default=16, help="wrk -c (16)")
     parser.add_argument("--quick", action="store_true", help="2 rounds of 1 s")
-    parser.add_argument("--database-url", help="a PostgreSQL server to use instead of pgserver")
-    parser.add_argument("--database-name", default="herald_bench_metrics")
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="for pgserver")
+    add_database_arguments(parser, data_dir=DATA_DIR, name="herald_bench_metrics")
     args = parser.parse_args(argv)
     return Options(
         rounds=args.rounds or (2 if args.quick else 5),
         seconds=args.seconds or (1 if args.quick else 10),
         connections=args.connections,
         calls=20_000 if args.quick else 200_000,
-        database_url=asyncpg_url(args.database_url) if args.database_url else None,
+        database_url=given_server(args.database_url),
         database_name=args.database_name,
         data_dir=args.data_dir,
     )
@@ -74,19 +80,16 @@ def main(argv: list[str] | None = None) -> None:
     opts = options(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("bench.metrics needs wrk on PATH")
-    embedded = None if opts.database_url else EmbeddedPostgres(opts.data_dir)
-    server_url = opts.database_url or (embedded.start() if embedded else "")
-    try:
-        with exclusive(server_url, opts.database_name):
-            # The first server started applies the migrations.
-            url = asyncio.run(recreate(server_url, opts.database_name))
-            try:
-                _run(opts, url)
-            finally:
-                asyncio.run(drop(server_url, opts.database_name))
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with (
+        postgres_server(opts.database_url, opts.data_dir) as server_url,
+        exclusive(server_url, opts.database_name),
+    ):
+        # The first server started applies the migrations.
+        url = asyncio.run(recreate(server_url, opts.database_name))
+        try:
+            _run(opts, url)
+        finally:
+            asyncio.run(drop(server_url, opts.database_name))
 
 
 def _run(opts: Options, url: str) -> None:

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -37,21 +36,20 @@ from typing import Any
 import asyncpg
 import httpx
 
-from app.embedded import EmbeddedPostgres
-from app.runtime import create_app_record, migrate
 from bench import report
 from bench.load import Cpu, Part, Processes, Sample
 from bench.seed import progress
 from bench.server import (
-    KEYRING,
     ROOT,
-    asyncpg_url,
+    add_database_arguments,
     drop,
     exclusive,
+    fresh_app_database,
+    given_server,
     herald,
     plain,
+    postgres_server,
     postmaster_pid,
-    recreate,
 )
 
 DATA_DIR = ROOT / "bench" / "data" / "purge"
@@ -92,15 +90,12 @@ def options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--batch-size", type=int, help="herald purge --batch-size (its default)")
     parser.add_argument("--pause", type=float, help="herald purge --pause (its default, 0)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--database-url", help="a PostgreSQL server to use instead of pgserver")
-    parser.add_argument("--database-name", help="dropped and recreated (herald_bench_purge)")
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="for pgserver")
-    parser.add_argument(
-        "--results",
-        type=Path,
-        help="Markdown file to append to (default bench/RESULTS.md; none for --quick)",
+    add_database_arguments(
+        parser,
+        data_dir=DATA_DIR,
+        name_help="dropped and recreated (herald_bench_purge)",
+        results="append to",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     sizes = (20_000, 5_000, 50, 1_000, 50, 4, 3.0) if quick else None
@@ -115,7 +110,7 @@ def options(argv: list[str] | None = None) -> Options:
         seconds=args.seconds or big[6],
         batch=args.batch_size,
         pause=args.pause,
-        database_url=asyncpg_url(args.database_url) if args.database_url else None,
+        database_url=given_server(args.database_url),
         database_name=args.database_name or "herald_bench_purge",
         data_dir=args.data_dir,
         results=args.results or (None if quick else RESULTS),
@@ -135,23 +130,17 @@ def options(argv: list[str] | None = None) -> Options:
 
 def main(argv: list[str] | None = None) -> None:
     opts = options(argv)
-    command = shlex.join(["python", "-m", "bench.purge", *(sys.argv[1:] if argv is None else argv)])
+    command = report.command_line("bench.purge", argv)
     started = datetime.now(UTC)
-    embedded = None if opts.database_url else EmbeddedPostgres(opts.data_dir)
-    server_url = opts.database_url or (embedded.start() if embedded else "")
-    try:
-        with exclusive(server_url, opts.database_name):
-            _run(opts, server_url, command, started)
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with (
+        postgres_server(opts.database_url, opts.data_dir) as server_url,
+        exclusive(server_url, opts.database_name),
+    ):
+        _run(opts, server_url, command, started)
 
 
 def _run(opts: Options, server_url: str, command: str, started: datetime) -> None:
-    url = asyncio.run(recreate(server_url, opts.database_name))
-    progress(f"bench: fresh database {opts.database_name}; applying migrations")
-    migrate(url)
-    made = create_app_record(url, KEYRING, "bench")
+    url, made = fresh_app_database(server_url, opts.database_name)
     seeded = asyncio.run(_seed(plain(url), made.id, opts))
     # The server's own periodic purge stays off: only the measured `herald purge` deletes.
     with herald(url, extra_env={"HERALD_RETENTION_SCHEDULE": ""}) as (base, server):

@@ -3,24 +3,21 @@
 (a trustme CA the Herald process trusts through SSL_CERT_FILE) in a thread of this process.
 They answer success and count messages; the protocol checks live in the tests' peers."""
 
-import asyncio
 import json
 import secrets
-import socket
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
 import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from bench.asgi_thread import HypercornThread
 
 
 class PushPeers:
@@ -73,36 +70,21 @@ class PushPeers:
         return JSONResponse({"data": {i: {"status": "ok"} for i in ids}})
 
     def start(self) -> "PushPeers":
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(1024)
-        self.port = sock.getsockname()[1]
-        config = Config()
-        config.bind = [f"fd://{sock.detach()}"]
-        config.certfile = str(self.folder / "cert.pem")
-        config.keyfile = str(self.folder / "key.pem")
-        config.keep_alive_timeout = 75
-        config.accesslog = None
-        config.errorlog = None
-        self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-
-        async def main() -> None:
-            await serve(self.app, config, shutdown_trigger=self._stop.wait)  # type: ignore[arg-type]
-
-        self._thread = threading.Thread(
-            target=lambda: self._loop.run_until_complete(main()), daemon=True
-        )
-        self._thread.start()
+        self._served = HypercornThread(
+            self.app,
+            certfile=self.folder / "cert.pem",
+            keyfile=self.folder / "key.pem",
+            backlog=1024,
+        ).start()
+        self.port = self._served.port
         return self
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return self._served.url()
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        self._served.stop()
 
 
 def service_account(token_uri: str) -> dict[str, Any]:

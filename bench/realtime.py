@@ -46,7 +46,14 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import asyncpg
 
-from app.embedded import EmbeddedPostgres
+from bench.server import (
+    add_database_arguments,
+    drop,
+    free_port,
+    postgres_server,
+    recreate,
+    stop_process,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "bench" / "data" / "realtime"
@@ -120,18 +127,15 @@ def options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--warmup", type=int, help="untimed sends first (50)")
     parser.add_argument("--seed", type=int, default=1, help="picks the recipients")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--database-url", help="a PostgreSQL server to use instead of pgserver")
-    parser.add_argument(
-        "--database-name", default="herald_bench_realtime", help="dropped and recreated"
-    )
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="for pgserver and logs")
-    parser.add_argument(
-        "--results",
-        type=Path,
-        help="Markdown file to append to (default bench/RESULTS.md; none for --quick)",
+    add_database_arguments(
+        parser,
+        data_dir=DATA_DIR,
+        name="herald_bench_realtime",
+        name_help="dropped and recreated",
+        data_dir_help="for pgserver and logs",
+        results="append to",
     )
     parser.add_argument("--json", type=Path, dest="json_path", help="also write the numbers here")
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args(argv)
 
     quick: bool = args.quick
@@ -307,30 +311,6 @@ def plain(url: str) -> str:
     return url
 
 
-def with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    head = base.rsplit("/", 1)[0]
-    return f"{head}/{name}" + (f"?{query}" if query else "")
-
-
-async def recreate(server: str, name: str) -> str:
-    conn = await asyncpg.connect(plain(server))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return with_database(plain(server), name)
-
-
-async def drop(server: str, name: str) -> None:
-    conn = await asyncpg.connect(plain(server))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 async def postgres_facts(url: str) -> tuple[str, int | None, dict[str, str]]:
     """Server version, the postmaster's pid when it runs here and we may read it, settings."""
     conn = await asyncpg.connect(url)
@@ -355,15 +335,6 @@ def postmaster_pid(data_dir: Path) -> int | None:
 
 
 # ---------------------------------------------------------------- the server
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Server:
@@ -416,13 +387,7 @@ class Server:
             return "(no log)"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
 
 
 @dataclass(frozen=True)
@@ -962,7 +927,7 @@ async def send_phase(
 async def measure(opts: Options, server_url: str) -> Result:
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     progress(f"fresh database {opts.database_name}")
-    db_url = await recreate(server_url, opts.database_name)
+    db_url = plain(await recreate(server_url, opts.database_name))
     version, postmaster, settings = await postgres_facts(db_url)
     result = Result(started, opts.command, machine_facts(version, settings))
     server = Server(db_url, opts.data_dir)
@@ -1208,15 +1173,8 @@ def to_json(r: Result) -> dict[str, Any]:
 
 
 def run(opts: Options) -> Result:
-    embedded = None if opts.database_url else EmbeddedPostgres(opts.data_dir)
-    if embedded is not None:
-        progress(f"starting embedded PostgreSQL in {embedded.pgdata}")
-    server_url = opts.database_url or (embedded.start() if embedded else "")
-    try:
+    with postgres_server(opts.database_url, opts.data_dir) as server_url:
         return asyncio.run(measure(opts, server_url))
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -5,7 +5,10 @@ import json
 import os
 import platform
 import re
+import shlex
 import subprocess
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -133,25 +136,24 @@ def _memory_gb() -> float:
     return 0.0
 
 
+def command_line(module: str, argv: Sequence[str] | None) -> str:
+    """`python -m <module> <its arguments>`, as the report names the run."""
+    return shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
+    ).stdout.strip()
+
+
 def _revision() -> str:
     root = Path(__file__).resolve().parent.parent
     try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "app", "migrations"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        rev = _git(root, "rev-parse", "--short", "HEAD")
+        dirty = _git(
+            root, "status", "--porcelain", "--untracked-files=no", "--", "app", "migrations"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown revision"
     return rev + ("+changes in app/" if dirty else "")

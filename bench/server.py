@@ -1,5 +1,6 @@
 """The benchmarks' infrastructure: fresh databases beside a server, and a real Herald process."""
 
+import argparse
 import asyncio
 import os
 import secrets
@@ -15,7 +16,10 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from app.apps.models import App
+from app.embedded import EmbeddedPostgres
 from app.keyring import from_secret
+from app.runtime import create_app_record, migrate
 from bench.seed import progress
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +29,50 @@ ROOT = Path(__file__).resolve().parent.parent
 # (create_app_record(url, KEYRING, …)).
 SECRET_KEY = "bench-secret-key-" + secrets.token_hex(16)
 KEYRING = from_secret(SECRET_KEY)
+
+
+def add_database_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    data_dir: Path,
+    name: str | None = None,
+    name_help: str | None = None,
+    data_dir_help: str = "for pgserver",
+    results: str | None = None,
+) -> None:
+    """--database-url, --database-name (default `name`) and --data-dir (default `data_dir`);
+    with `results` (what the run does to the file: "append to", "update") also --results and
+    --keep."""
+    parser.add_argument("--database-url", help="a PostgreSQL server to use instead of pgserver")
+    parser.add_argument("--database-name", default=name, help=name_help)
+    parser.add_argument("--data-dir", type=Path, default=data_dir, help=data_dir_help)
+    if results is not None:
+        parser.add_argument(
+            "--results",
+            type=Path,
+            help=f"Markdown file to {results} (default bench/RESULTS.md; none for --quick)",
+        )
+        parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+
+
+def given_server(database_url: str | None) -> str | None:
+    """--database-url as an asyncpg URL, or None when the run is to start pgserver."""
+    return asyncpg_url(database_url) if database_url else None
+
+
+@contextmanager
+def postgres_server(database_url: str | None, data_dir: Path) -> Iterator[str]:
+    """Yield the PostgreSQL server URL to create databases beside: `database_url` when given,
+    else an embedded pgserver in `data_dir`, started here and stopped on the way out."""
+    embedded = None if database_url else EmbeddedPostgres(data_dir)
+    if embedded is not None:
+        progress(f"bench: starting embedded PostgreSQL in {embedded.pgdata}")
+    server_url = database_url or (embedded.start() if embedded else "")
+    try:
+        yield server_url
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 @contextmanager
@@ -95,6 +143,17 @@ async def recreate(server_url: str, name: str, settings: Sequence[tuple[str, str
     return beside(server_url, name)
 
 
+def fresh_app_database(
+    server_url: str, name: str, settings: Sequence[tuple[str, str]] = ()
+) -> tuple[str, App]:
+    """Recreate database `name` beside `server_url`, migrate it and create an app "bench";
+    return the database URL and the app (with its plaintext secret)."""
+    url = asyncio.run(recreate(server_url, name, settings))
+    progress(f"bench: fresh database {name}; applying migrations")
+    migrate(url)
+    return url, create_app_record(url, KEYRING, "bench")
+
+
 async def drop(server_url: str, name: str) -> None:
     conn = await asyncpg.connect(plain(server_url))
     try:
@@ -153,15 +212,21 @@ def herald(
         progress(f"herald serving at {base} (pid {proc.pid})")
         yield base, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
         problems = [line for line in log.read_text().splitlines() if "Traceback" in line]
         if problems:
             progress(f"herald logged errors; see {log}")
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL when it has not exited within `grace` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
 
 
 def free_port() -> int:

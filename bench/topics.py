@@ -13,11 +13,17 @@ import time
 
 import httpx
 
-from app.embedded import EmbeddedPostgres
 from app.runtime import create_app_record, migrate
 from bench.all import DATA_DIR
 from bench.seed import progress
-from bench.server import KEYRING, asyncpg_url, drop, herald, recreate
+from bench.server import (
+    KEYRING,
+    drop,
+    given_server,
+    herald,
+    postgres_server,
+    recreate,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,20 +37,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     chunks = args.chunks or (3 if args.quick else 10)
     chunk = args.chunk or (1_000 if args.quick else 10_000)
-    embedded = None if args.database_url else EmbeddedPostgres(DATA_DIR)
-    server_url = asyncpg_url(args.database_url) if args.database_url else ""
-    if embedded is not None:
-        server_url = embedded.start()
-    try:
+    with postgres_server(given_server(args.database_url), DATA_DIR) as server_url:
         url = asyncio.run(recreate(server_url, args.database_name))
         migrate(url)
         made = create_app_record(url, KEYRING, "bench")
         with herald(url) as (base, _proc):
             times = asyncio.run(_subscribe(base, made.api_key, made.api_secret, chunks, chunk))
         asyncio.run(drop(server_url, args.database_name))
-    finally:
-        if embedded is not None:
-            embedded.stop()
     listed = ", ".join(f"{t:.2f}" for t in times)
     print(f"chunks of {chunk:,} users into one topic, seconds each: {listed}")
     print(

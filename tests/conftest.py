@@ -1,7 +1,7 @@
-import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import make_engine
 from app.main import create_app
-from app.runtime import migrate
 from tests import db
 from tests.factories import TEST_SECRET_KEY as TEST_SECRET_KEY
 from tests.factories import Creds, make_app
@@ -28,11 +27,8 @@ def server_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
-    # Sync on purpose: Alembic's env.py runs its own event loop.
-    url = asyncio.run(db.recreate(server_url))
-    migrate(url)
-    yield url
-    asyncio.run(db.drop(server_url))
+    with db.migrated(server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -87,10 +83,17 @@ def app(
     return shared_app
 
 
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client that calls `app` in this process, with no socket in between."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as c:
+        yield c
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(app) as c:
         yield c
 
 
@@ -126,10 +129,8 @@ def live_database_url(server_url: str) -> Iterator[str]:
     Kept apart from `database_url`, where every test's writes roll back, so counts there
     only ever see the test's own rows."""
     name = f"herald_test_live_{os.getpid()}"
-    url = asyncio.run(db.recreate(server_url, name))
-    migrate(url)
-    yield url
-    asyncio.run(db.drop(server_url, name))
+    with db.migrated(server_url, name) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

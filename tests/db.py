@@ -1,5 +1,6 @@
 """The test database: a fresh `herald_test` database on the embedded (or given) server."""
 
+import asyncio
 import os
 import tempfile
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 import asyncpg
 
 from app.embedded import EmbeddedPostgres
+from app.runtime import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 # One database per pytest process, so concurrent runs on one server never collide.
@@ -64,6 +66,19 @@ async def drop(url: str, name: str = TEST_DB) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@contextmanager
+def migrated(server_url: str, name: str = TEST_DB) -> Iterator[str]:
+    """Database `name`, recreated beside `server_url` and migrated to head; dropped afterwards.
+
+    Sync on purpose: Alembic's env.py runs its own event loop."""
+    url = asyncio.run(recreate(server_url, name))
+    migrate(url)
+    try:
+        yield url
+    finally:
+        asyncio.run(drop(server_url, name))
 
 
 def scratch_dir() -> Path:

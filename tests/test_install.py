@@ -7,7 +7,6 @@ Needs a PostgreSQL server (not the embedded one): HERALD_TEST_PGSERVER_URL, by d
 postgres@127.0.0.1:5432 with trust auth. Without one the test skips with the reason, unless
 HERALD_REQUIRE_PGSERVER=1 (CI), where it fails instead."""
 
-import asyncio
 import json
 import os
 import secrets
@@ -20,43 +19,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
-import asyncpg
 import httpx
 import pytest
 
 from bench.server import free_port
 from tests import db
 from tests.factories import Creds, send_body
+from tests.ops.support import fresh_database, pg_server_or_skip
 
 pytestmark = pytest.mark.live
 
 ROOT = db.ROOT
-SERVER = os.environ.get("HERALD_TEST_PGSERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-# Ends in the pid like the other test databases, so a crashed run's copy is swept up later.
-DATABASE = f"herald_test_install_{os.getpid()}"
-
-
-def _missing(reason: str) -> NoReturn:
-    if os.environ.get("HERALD_REQUIRE_PGSERVER") == "1":
-        pytest.fail(f"{reason} (HERALD_REQUIRE_PGSERVER=1)")
-    pytest.skip(reason)
-
-
-async def _probe(url: str) -> None:
-    conn = await asyncpg.connect(url, timeout=3)
-    await conn.close()
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> str:
-    try:
-        asyncio.run(_probe(SERVER))
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        where = SERVER.rsplit("@", 1)[-1]
-        _missing(f"no PostgreSQL server at {where} ({exc}): the install test needs one")
-    return SERVER
 
 
 def build_stage_copies() -> list[tuple[list[str], str]]:
@@ -191,10 +165,10 @@ def test_the_wheel_installs_itself_not_the_checkout(install: Install) -> None:
 
 
 @pytest.fixture
-def database(pg_server: str) -> Iterator[str]:
-    url = asyncio.run(db.recreate(pg_server, DATABASE))
-    yield db.plain(url)
-    asyncio.run(db.drop(pg_server, DATABASE))
+def database() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server (not the embedded one), dropped afterwards."""
+    with fresh_database(pg_server_or_skip("the install test"), "install") as url:
+        yield url
 
 
 def test_migrate_then_serve_from_the_wheel(install: Install, database: str) -> None:

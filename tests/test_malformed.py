@@ -450,18 +450,29 @@ def body_cases(op: Op, valid: bytes) -> Iterator[tuple[str, bytes, dict[str, str
     yield "UTF-16 JSON", valid.decode().encode("utf-16"), JSON, False
 
 
+@pytest.fixture
+def sweep(client: httpx.AsyncClient, session: AsyncSession, world: World, op: Op) -> Sweep:
+    """A fresh sweep of the parametrized `op` in `world`."""
+    return Sweep(client, session, op, world.creds.id)
+
+
+def _with_template(
+    op: Op, world: World, headers: dict[str, str]
+) -> tuple[dict[str, str], bytes | None, Any]:
+    """For an op with a template body: `headers` with a JSON content type, the body encoded,
+    and the body; otherwise `headers` as they are, None and None."""
+    template = TEMPLATES.get((op.method, op.path))
+    if template is None:
+        return headers, None, None
+    valid = template.body(world)
+    return {**headers, **JSON}, json.dumps(valid).encode(), valid
+
+
 BODY_OPS = [op for op in OPS if op.body != "none"]
 
 
 @pytest.mark.parametrize("op", BODY_OPS, ids=lambda op: op.id)
-async def test_malformed_bodies(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    world: World,
-    admin: dict[str, str],
-    op: Op,
-) -> None:
-    sweep = Sweep(client, session, op, world.creds.id)
+async def test_malformed_bodies(sweep: Sweep, world: World, admin: dict[str, str], op: Op) -> None:
     headers = credentials(op, world, admin)
     template = TEMPLATES.get((op.method, op.path))
     valid_body = template.body(world) if template else {}
@@ -541,14 +552,7 @@ TEMPLATE_OPS = [op for op in OPS if (op.method, op.path) in TEMPLATES]
 
 
 @pytest.mark.parametrize("op", TEMPLATE_OPS, ids=lambda op: op.id)
-async def test_malformed_values(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    world: World,
-    admin: dict[str, str],
-    op: Op,
-) -> None:
-    sweep = Sweep(client, session, op, world.creds.id)
+async def test_malformed_values(sweep: Sweep, world: World, admin: dict[str, str], op: Op) -> None:
     headers = {**credentials(op, world, admin), **JSON}
     template = TEMPLATES[(op.method, op.path)]
     valid = template.body(world)
@@ -615,18 +619,9 @@ PATH_OPS = [op for op in OPS if any(p["in"] == "path" for p in op.params.values(
 
 @pytest.mark.parametrize("op", PATH_OPS, ids=lambda op: op.id)
 async def test_malformed_path_parameters(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    world: World,
-    admin: dict[str, str],
-    op: Op,
+    sweep: Sweep, world: World, admin: dict[str, str], op: Op
 ) -> None:
-    sweep = Sweep(client, session, op, world.creds.id)
-    headers = credentials(op, world, admin)
-    template = TEMPLATES.get((op.method, op.path))
-    body = json.dumps(template.body(world)).encode() if template else None
-    if body is not None:
-        headers = {**headers, **JSON}
+    headers, body, valid = _with_template(op, world, credentials(op, world, admin))
     for name, param in op.params.items():
         if param["in"] != "path":
             continue
@@ -641,9 +636,7 @@ async def test_malformed_path_parameters(
         for label, (value, strict) in cases.items():
             url = world.url(op, **{name: value})
             await sweep.send(f"{name} {label}", url, headers, content=body, strict=strict)
-    await sweep.control(
-        world.url(op), credentials(op, world, admin), template and template.body(world)
-    )
+    await sweep.control(world.url(op), credentials(op, world, admin), valid)
     sweep.check()
 
 
@@ -662,13 +655,8 @@ def _variants(schema: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("op", QUERY_OPS, ids=lambda op: op.id)
 async def test_malformed_query_parameters(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    world: World,
-    admin: dict[str, str],
-    op: Op,
+    sweep: Sweep, world: World, admin: dict[str, str], op: Op
 ) -> None:
-    sweep = Sweep(client, session, op, world.creds.id)
     headers = credentials(op, world, admin)
     url = world.url(op)
     for name, param in op.params.items():
@@ -707,20 +695,9 @@ async def test_malformed_query_parameters(
 
 
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.id)
-async def test_malformed_headers(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    world: World,
-    admin: dict[str, str],
-    op: Op,
-) -> None:
-    sweep = Sweep(client, session, op, world.creds.id)
-    good = credentials(op, world, admin)
-    template = TEMPLATES.get((op.method, op.path))
-    body = json.dumps(template.body(world)).encode() if template else None
+async def test_malformed_headers(sweep: Sweep, world: World, admin: dict[str, str], op: Op) -> None:
+    good, body, valid = _with_template(op, world, credentials(op, world, admin))
     url = world.url(op)
-    if body is not None:
-        good = {**good, **JSON}
 
     def with_header(name: str, value: bytes) -> list[tuple[bytes, bytes]]:
         kept = [(k.lower().encode(), v.encode()) for k, v in good.items() if k.lower() != name]
@@ -748,7 +725,7 @@ async def test_malformed_headers(
         ]
     for label, name, value, strict in cases:
         await sweep.send(label, url, with_header(name, value), content=body, strict=strict)
-    await sweep.control(url, credentials(op, world, admin), template and template.body(world))
+    await sweep.control(url, credentials(op, world, admin), valid)
     sweep.check()
 
 

@@ -1,13 +1,14 @@
 """Run a benchmark script at --quick sizes, as its smoke test does."""
 
 import os
+import re
 import subprocess
 import sys
-import time
 
 from tests.db import ROOT
 
-LIMIT_SECONDS = 60
+# A hang guard, not a performance check (the benches measure; tests don't time).
+HANG_SECONDS = 300
 
 
 def run_quick(
@@ -15,8 +16,7 @@ def run_quick(
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m <module> --quick` on its own database and return the finished run.
 
-    Fails when the script fails or takes longer than LIMIT_SECONDS."""
-    started = time.monotonic()
+    Fails when the script fails, or hangs past HANG_SECONDS."""
     run = subprocess.run(
         [
             sys.executable,
@@ -32,10 +32,19 @@ def run_quick(
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_SECONDS,
         check=False,
     )
-    elapsed = time.monotonic() - started
     assert run.returncode == 0, run.stderr[-4000:]
-    assert elapsed < LIMIT_SECONDS, f"--quick took {elapsed:.0f}s"
     return run
+
+
+def positive_result(pattern: re.Pattern[str], stdout: str) -> dict[str, float]:
+    """The named numbers of the `RESULT …` line that `pattern` finds in a run's stdout.
+
+    Fails when there is no such line or when any of its numbers is not positive."""
+    found = pattern.search(stdout)
+    assert found is not None, stdout
+    numbers = {k: float(v) for k, v in found.groupdict().items()}
+    assert all(v > 0 for v in numbers.values()), numbers
+    return numbers

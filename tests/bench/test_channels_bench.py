@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.quick import run_quick
+from tests.bench.quick import positive_result, run_quick
 
 pytestmark = pytest.mark.live
 
@@ -25,10 +25,7 @@ def test_channels_bench_quick(server_url: str, tmp_path: Path) -> None:
     run = run_quick(
         "bench.channels", server_url, "herald_bench_channels", "--results", str(results)
     )
-    found = RESULT.search(run.stdout)
-    assert found is not None, run.stdout
-    numbers = {k: float(v) for k, v in found.groupdict().items()}
-    assert all(v > 0 for v in numbers.values()), numbers
+    positive_result(RESULT, run.stdout)
     section = results.read_text()
     assert "## Channels:" in section
     assert "e-mails through the worker (50" in section

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.quick import run_quick
+from tests.bench.quick import positive_result, run_quick
 
 pytestmark = pytest.mark.live
 
@@ -23,10 +23,7 @@ def test_channels_sms_bench_quick(server_url: str, tmp_path: Path) -> None:
     run = run_quick(
         "bench.channels", server_url, "herald_bench_sms", "--sms", "--results", str(results)
     )
-    found = RESULT.search(run.stdout)
-    assert found is not None, run.stdout
-    numbers = {k: float(v) for k, v in found.groupdict().items()}
-    assert all(v > 0 for v in numbers.values()), numbers
+    positive_result(RESULT, run.stdout)
     section = results.read_text()
     assert "## Channels, SMS:" in section
     assert "SMS through the worker (50" in section

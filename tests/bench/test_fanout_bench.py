@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.quick import run_quick
+from tests.bench.quick import positive_result, run_quick
 
 pytestmark = pytest.mark.live
 
@@ -31,10 +31,7 @@ def test_fanout_bench_quick(server_url: str, tmp_path: Path) -> None:
     assert "bench: fan-out to 2,000 subscribers" in run.stderr
     assert "bench: COPY of 2,000 rows" in run.stderr
 
-    found = RESULT.search(run.stdout)
-    assert found is not None, run.stdout
-    numbers = {k: float(v) for k, v in found.groupdict().items()}
-    assert all(v > 0 for v in numbers.values()), numbers
+    numbers = positive_result(RESULT, run.stdout)
     assert numbers["ratio"] == pytest.approx(numbers["recipients"] / numbers["copy"], rel=0.01)
     assert "bottleneck:" in run.stdout
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from tests.bench.quick import run_quick
+from tests.bench.quick import positive_result, run_quick
 
 pytestmark = [
     pytest.mark.live,
@@ -21,9 +21,6 @@ RESULT = re.compile(
 
 def test_metrics_bench_quick(server_url: str) -> None:
     run = run_quick("bench.metrics", server_url, "herald_bench_metrics")
-    found = RESULT.search(run.stdout)
-    assert found is not None, run.stdout
-    numbers = {k: float(v) for k, v in found.groupdict().items()}
-    assert all(v > 0 for v in numbers.values()), numbers
+    numbers = positive_result(RESULT, run.stdout)
     assert numbers["ratio"] == pytest.approx(numbers["on"] / numbers["off"], abs=0.01)
     assert "round 2/2 metrics on" in run.stderr

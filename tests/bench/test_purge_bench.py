@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.quick import run_quick
+from tests.bench.quick import positive_result, run_quick
 
 pytestmark = pytest.mark.live
 
@@ -23,10 +23,7 @@ def test_purge_bench_quick(server_url: str, tmp_path: Path) -> None:
     # The purge's own progress is relayed; it deleted exactly the seeded old rows (checked).
     assert "bench: purge: notifications: 20,000 deleted (done)" in run.stderr
     assert "bench: purge: notification_requests: 400 deleted (done)" in run.stderr
-    found = RESULT.search(run.stdout)
-    assert found is not None, run.stdout
-    numbers = {k: float(v) for k, v in found.groupdict().items()}
-    assert all(v > 0 for v in numbers.values()), numbers
+    numbers = positive_result(RESULT, run.stdout)
     assert numbers["ratio"] == pytest.approx(numbers["during"] / numbers["before"], abs=0.01)
     section = results.read_text()
     assert "## Purge:" in section

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.quick import run_quick
+from tests.bench.quick import positive_result, run_quick
 
 pytestmark = pytest.mark.live
 
@@ -24,10 +24,7 @@ def test_push_bench_quick(server_url: str, tmp_path: Path) -> None:
     run = run_quick(
         "bench.channels", server_url, "herald_bench_push", "--push", "--results", str(results)
     )
-    found = RESULT.search(run.stdout)
-    assert found is not None, run.stdout
-    numbers = {k: float(v) for k, v in found.groupdict().items()}
-    assert all(v > 0 for v in numbers.values()), numbers
+    numbers = positive_result(RESULT, run.stdout)
     assert numbers["grants"] == 1
     section = results.read_text()
     assert "## Push:" in section

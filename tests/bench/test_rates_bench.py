@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from tests.bench.quick import run_quick
+from tests.bench.quick import positive_result, run_quick
 
 pytestmark = pytest.mark.live
 
@@ -20,9 +20,6 @@ def test_wrk_bench_quick(server_url: str) -> None:
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (apt-get install wrk)")
     run = run_quick("bench.rates", server_url, "herald_bench_rates")
-    found = RESULT.search(run.stdout)
-    assert found is not None, run.stdout
-    numbers = {k: float(v) for k, v in found.groupdict().items()}
-    assert all(v > 0 for v in numbers.values()), numbers
+    numbers = positive_result(RESULT, run.stdout)
     # A send does far more work than /health.
     assert numbers["send_cpu"] > numbers["health_cpu"], numbers

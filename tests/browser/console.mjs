@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const {
   base,
@@ -106,20 +106,10 @@ async function redoc(page) {
 const userDataDir = mkdtempSync(join(tmpdir(), 'herald-console-'));
 let context;
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
+  context = await launchChromium(userDataDir, {
     executablePath,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
     viewport: { width: 1280, height: 900 },
-    timeout: timeoutMs,
+    timeoutMs,
   });
   await context.route('**/*', (route) => {
     const u = route.request().url();

@@ -29,7 +29,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const {
   url,
@@ -99,20 +99,10 @@ async function texts(page, heading) {
 const userDataDir = mkdtempSync(join(tmpdir(), 'herald-chromium-'));
 let context;
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
+  context = await launchChromium(userDataDir, {
     executablePath,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
     viewport: { width: 1000, height: 800 },
-    timeout: timeoutMs,
+    timeoutMs,
   });
   if (grantNotifications) await context.grantPermissions(['notifications'], { origin: pageOrigin });
 

@@ -19,10 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app
-from app.runtime import migrate
 from app.worker import Worker
 from tests import db
-from tests.conftest import ADMIN_TOKEN, TEST_SECRET_KEY
+from tests.conftest import ADMIN_TOKEN, TEST_SECRET_KEY, asgi_client
 from tests.delivery.peers import HttpPeer
 from tests.factories import Creds
 from tests.queue.support import wait_for
@@ -48,10 +47,8 @@ def ca_file(ca: trustme.CA) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def channel_database(server_url: str) -> Iterator[str]:
     name = f"herald_test_channels_{os.getpid()}"
-    url = asyncio.run(db.recreate(server_url, name))
-    migrate(url)
-    yield url
-    asyncio.run(db.drop(server_url, name))
+    with db.migrated(server_url, name) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -86,18 +83,22 @@ def channel_settings(channel_database: str, http_peer: HttpPeer, ca_file: Path) 
     )
 
 
+def api_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
+    """Herald's API with `settings`, on the channel tests' engine."""
+    app = create_app(settings, admin_token=ADMIN_TOKEN)
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    return app
+
+
 @pytest.fixture(scope="session")
 def channel_app(channel_settings: Settings, channel_engine: AsyncEngine) -> FastAPI:
-    app = create_app(channel_settings, admin_token=ADMIN_TOKEN)
-    app.state.engine = channel_engine
-    app.state.sessionmaker = make_sessionmaker(channel_engine)
-    return app
+    return api_app(channel_settings, channel_engine)
 
 
 @pytest.fixture
 async def api(channel_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=channel_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as client:
+    async with asgi_client(channel_app) as client:
         yield client
 
 

@@ -17,13 +17,14 @@ from email.message import EmailMessage
 from typing import Any
 
 import trustme
-import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from bench.asgi_thread import AsgiThread
 
 USER, PASSWORD = "herald", "s3cret-pass"
 
@@ -179,28 +180,15 @@ class HttpPeer:
 
     def start(self) -> "HttpPeer":
         app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["POST", "GET"])])
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="error", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve(sockets=[sock])), daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("HTTP peer did not start")
-            time.sleep(0.01)
+        self._served = AsgiThread(app, what="HTTP peer").start()
+        self.port = self._served.port
         return self
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
+        self._served.stop()
 
 
 def header_map(hit: Hit) -> dict[str, Any]:

@@ -13,11 +13,9 @@ Each scripts answers per token: a list of (status, headers, body) popped one per
 import asyncio
 import json
 import secrets
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs
 
 import httpx
@@ -25,13 +23,12 @@ import jwt
 import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.asgi_thread import HypercornThread
 from tests import db
 from tests.delivery.conftest import add_provider, new_app
 from tests.factories import Creds
@@ -40,7 +37,8 @@ Script = list[tuple[int, dict[str, str], str]]
 
 
 class TlsPeer:
-    """A Starlette app on 127.0.0.1 over TLS, in a thread with its own event loop."""
+    """A Starlette app on 127.0.0.1 over TLS (HTTP/2 and HTTP/1.1), with a certificate from
+    the test CA, in a thread with its own event loop."""
 
     def __init__(self, ca: trustme.CA, routes: list[Route]) -> None:
         self.app = Starlette(routes=routes)
@@ -54,41 +52,35 @@ class TlsPeer:
         certfile, keyfile = folder / "cert.pem", folder / "key.pem"
         cert.cert_chain_pems[0].write_to_path(str(certfile))
         cert.private_key_pem.write_to_path(str(keyfile))
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(128)
-        self.port = sock.getsockname()[1]
-        config = Config()
-        # A pre-bound socket: no port race between picking a free port and binding it.
-        config.bind = [f"fd://{sock.detach()}"]
-        config.certfile, config.keyfile = str(certfile), str(keyfile)
-        config.alpn_protocols = ["h2", "http/1.1"]
-        # Longer than the client pool keeps idle connections, as real push services do.
-        config.keep_alive_timeout = 75
-        config.accesslog = None
-        config.errorlog = None
-        self._config = config
-        self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._served = HypercornThread(self.app, certfile=certfile, keyfile=keyfile).start()
+        self.port = self._served.port
         return self
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            # Starlette is an ASGI app; hypercorn's type names its own ASGI types.
-            await serve(self.app, self._config, shutdown_trigger=self._stop.wait)  # type: ignore[arg-type]
-
-        self._loop.run_until_complete(main())
-
     def url(self, path: str = "") -> str:
-        return f"https://127.0.0.1:{self.port}{path}"
+        return self._served.url(path)
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10)
+        self._served.stop()
+
+
+class ServedPeer:
+    """Start, address and stop a peer whose `routes` one TlsPeer serves with `ca`'s certificate."""
+
+    ca: trustme.CA
+    server: TlsPeer
+
+    def routes(self) -> list[Route]:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self.server = TlsPeer(self.ca, self.routes()).start()
+        return self
+
+    def url(self, path: str = "") -> str:
+        return self.server.url(path)
+
+    def stop(self) -> None:
+        self.server.stop()
 
 
 def _answer(script: Script | None) -> Response | None:
@@ -161,7 +153,7 @@ class FcmHit:
 
 
 @dataclass
-class FcmPeer:
+class FcmPeer(ServedPeer):
     ca: trustme.CA
     # client_email -> (public key, private_key_id) of the accounts the token endpoint knows.
     accounts: dict[str, tuple[Any, str]] = field(default_factory=dict)
@@ -246,21 +238,11 @@ class FcmPeer:
     def to(self, token: str) -> list[FcmHit]:
         return [h for h in self.hits if h.token == token]
 
-    def start(self) -> "FcmPeer":
-        self.server = TlsPeer(
-            self.ca,
-            [
-                Route("/token", self._token, methods=["POST"]),
-                Route("/v1/projects/{project}/messages:send", self._send, methods=["POST"]),
-            ],
-        ).start()
-        return self
-
-    def url(self, path: str = "") -> str:
-        return self.server.url(path)
-
-    def stop(self) -> None:
-        self.server.stop()
+    def routes(self) -> list[Route]:
+        return [
+            Route("/token", self._token, methods=["POST"]),
+            Route("/v1/projects/{project}/messages:send", self._send, methods=["POST"]),
+        ]
 
 
 # -- APNs ----------------------------------------------------------------------------------
@@ -293,7 +275,7 @@ class ApnsHit:
 
 
 @dataclass
-class ApnsPeer:
+class ApnsPeer(ServedPeer):
     ca: trustme.CA
     # KEY_ID -> (TEAM_ID, public key)
     keys: dict[str, tuple[str, Any]] = field(default_factory=dict)
@@ -357,24 +339,15 @@ class ApnsPeer:
     def to(self, token: str) -> list[ApnsHit]:
         return [h for h in self.hits if h.token == token]
 
-    def start(self) -> "ApnsPeer":
-        self.server = TlsPeer(
-            self.ca, [Route("/3/device/{token}", self._push, methods=["POST"])]
-        ).start()
-        return self
-
-    def url(self, path: str = "") -> str:
-        return self.server.url(path)
-
-    def stop(self) -> None:
-        self.server.stop()
+    def routes(self) -> list[Route]:
+        return [Route("/3/device/{token}", self._push, methods=["POST"])]
 
 
 # -- Expo ----------------------------------------------------------------------------------
 
 
 @dataclass
-class ExpoPeer:
+class ExpoPeer(ServedPeer):
     ca: trustme.CA
     batches: list[list[dict[str, Any]]] = field(default_factory=list)
     auth: list[str] = field(default_factory=list)
@@ -459,21 +432,11 @@ class ExpoPeer:
     def messages_to(self, token: str) -> list[dict[str, Any]]:
         return [m for b in self.batches for m in b if m["to"] == token]
 
-    def start(self) -> "ExpoPeer":
-        self.server = TlsPeer(
-            self.ca,
-            [
-                Route("/--/api/v2/push/send", self._send, methods=["POST"]),
-                Route("/--/api/v2/push/getReceipts", self._receipts, methods=["POST"]),
-            ],
-        ).start()
-        return self
-
-    def url(self, path: str = "") -> str:
-        return self.server.url(path)
-
-    def stop(self) -> None:
-        self.server.stop()
+    def routes(self) -> list[Route]:
+        return [
+            Route("/--/api/v2/push/send", self._send, methods=["POST"]),
+            Route("/--/api/v2/push/getReceipts", self._receipts, methods=["POST"]),
+        ]
 
 
 # -- helpers for the tests -----------------------------------------------------------------

@@ -12,7 +12,6 @@ import asyncio
 import base64
 import json
 import secrets
-import socket
 import ssl
 import threading
 import time
@@ -24,13 +23,13 @@ from urllib.parse import parse_qsl
 
 import httpx
 import trustme
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
+from bench.asgi_thread import AsgiThread
 from tests.delivery.peers import free_port
 
 SID, TOKEN, FROM = "AC" + "1" * 32, "twilio-auth-token-0123456789", "+15005550006"
@@ -250,30 +249,12 @@ class SmsPeer:
         cert = self.ca.issue_cert("127.0.0.1", "localhost")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(context)
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off"))
-        # uvicorn builds its TLS context from files; hand it ours instead.
-        self._server.config.load()
-        self._server.config.ssl = context
-
-        async def serve() -> None:
-            self._loop = asyncio.get_running_loop()
-            await self._server.serve(sockets=[sock])
-
-        self._thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("SMS peer did not start")
-            time.sleep(0.01)
+        self._served = AsgiThread(app, what="SMS peer", port=self.port, ssl_context=context)
+        self._loop = self._served.start().loop
         return self
 
     def stop(self) -> None:
         for script in self.scripts.values():
             if script.hold is not None:
                 script.hold.set()
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
+        self._served.stop()

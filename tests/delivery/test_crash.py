@@ -2,10 +2,6 @@
 e-mail is lost or sent twice. One e-mail is caught before DATA (it is sent again), another
 after the server took its content (it is marked `unknown`, not sent again)."""
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -16,50 +12,24 @@ import trustme
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests import db
-from tests.conftest import ADMIN_TOKEN, TEST_SECRET_KEY
+from tests.conftest import TEST_SECRET_KEY
 from tests.delivery.conftest import ADMIN, send, settled
 from tests.delivery.peers import SmtpPeer
 from tests.delivery.test_email import email_app, smtp_config
-from tests.queue.support import wait_for
+from tests.queue.support import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.live
 BATCH = 30
 
 
-class WorkerProcess:
-    def __init__(self, database_url: str, ca_file: Path) -> None:
-        self.log = db.scratch_dir() / "worker.log"
-        env = {
-            **os.environ,
-            "HERALD_DATABASE_URL": database_url,
-            "HERALD_ADMIN_TOKEN": ADMIN_TOKEN,
-            "HERALD_SECRET_KEY": TEST_SECRET_KEY,
-            "HERALD_ALLOW_PRIVATE_TARGETS": "true",
-            "HERALD_DELIVERY_RETRY_DELAYS": "0.2,0.4,0.8",
-            "HERALD_LOG_LEVEL": "info",
-            "SSL_CERT_FILE": str(ca_file),
-        }
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker", "--concurrency", "2"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+def _worker_env(ca_file: Path) -> dict[str, str]:
+    """What the e-mail worker needs on top of the shared worker environment."""
+    return {
+        "HERALD_SECRET_KEY": TEST_SECRET_KEY,
+        "HERALD_ALLOW_PRIVATE_TARGETS": "true",
+        "HERALD_DELIVERY_RETRY_DELAYS": "0.2,0.4,0.8",
+        "SSL_CERT_FILE": str(ca_file),
+    }
 
 
 @pytest.fixture
@@ -69,7 +39,7 @@ async def workers(
     started: list[WorkerProcess] = []
 
     def start() -> WorkerProcess:
-        started.append(WorkerProcess(channel_database, ca_file))
+        started.append(WorkerProcess(channel_database, _worker_env(ca_file)))
         return started[-1]
 
     yield start

@@ -69,6 +69,17 @@ async def email_app(
     return creds, providers
 
 
+POSTMARK = {"SERVER_API_TOKEN": "t", "FROM_EMAIL": "a@herald.test"}
+
+
+async def api_email_app(
+    api: httpx.AsyncClient, provider: str, config: dict[str, Any]
+) -> tuple[Creds, dict[str, Any]]:
+    """An app whose one e-mail provider is the e-mail API `provider`, and that provider."""
+    creds = await new_app(api, ["email"])
+    return creds, await add_provider(api, creds, "email", {"provider": provider, "config": config})
+
+
 async def test_an_email_arrives_with_headers_cc_bcc_and_attachment(
     api: httpx.AsyncClient, smtp: SmtpPeer, worker: Callable[..., Worker]
 ) -> None:
@@ -333,8 +344,7 @@ async def test_sendgrid_mailgun_and_postmark_get_their_requests(
     }
     sent: dict[str, tuple[Creds, str]] = {}
     for provider, config in configs.items():
-        creds = await new_app(api, ["email"])
-        await add_provider(api, creds, "email", {"provider": provider, "config": config})
+        creds, _ = await api_email_app(api, provider, config)
         sent[provider] = (
             creds,
             await send(
@@ -394,15 +404,8 @@ async def test_provider_overrides_apply_and_are_not_stored_in_clear(
     channel_engine: AsyncEngine,
     worker: Callable[..., Worker],
 ) -> None:
-    creds = await new_app(api, ["email"])
-    await add_provider(
-        api,
-        creds,
-        "email",
-        {
-            "provider": "sendgrid_email",
-            "config": {"API_KEY": "SG.stored", "FROM_EMAIL": "a@herald.test"},
-        },
+    creds, _ = await api_email_app(
+        api, "sendgrid_email", {"API_KEY": "SG.stored", "FROM_EMAIL": "a@herald.test"}
     )
     request_id = await send(
         api,
@@ -437,16 +440,7 @@ async def test_provider_overrides_apply_and_are_not_stored_in_clear(
 async def test_an_email_api_rate_limit_pauses_the_provider_until_retry_after(
     api: httpx.AsyncClient, http_peer: HttpPeer, worker: Callable[..., Worker]
 ) -> None:
-    creds = await new_app(api, ["email"])
-    provider = await add_provider(
-        api,
-        creds,
-        "email",
-        {
-            "provider": "postmark_email",
-            "config": {"SERVER_API_TOKEN": "t", "FROM_EMAIL": "a@herald.test"},
-        },
-    )
+    creds, provider = await api_email_app(api, "postmark_email", POSTMARK)
     http_peer.ok_body["/postmark/email"] = '{"ErrorCode": 0, "MessageID": "pm"}'
     http_peer.scripts["/postmark/email"] = [(429, {"Retry-After": "2"}, "slow down")]
     before = len(http_peer.at("/postmark/email"))
@@ -468,16 +462,7 @@ async def test_an_email_api_that_cannot_be_reached_is_retried_not_unknown(
     api: httpx.AsyncClient, worker: Callable[..., Worker]
 ) -> None:
     # A refused connection proves nothing left, even though the request was about to.
-    creds = await new_app(api, ["email"])
-    await add_provider(
-        api,
-        creds,
-        "email",
-        {
-            "provider": "postmark_email",
-            "config": {"SERVER_API_TOKEN": "t", "FROM_EMAIL": "a@herald.test"},
-        },
-    )
+    creds, _ = await api_email_app(api, "postmark_email", POSTMARK)
     worker(postmark_base_url=f"http://127.0.0.1:{free_port()}")
     request_id = await send(
         api,

@@ -2,6 +2,7 @@
 package's RequestValidator), opt-outs as targets, settings, the callback URL."""
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from app.errors import BadRequest
 from app.users import repository as users_repository
 from tests.delivery.conftest import ADMIN, add_provider, new_app
 from tests.delivery.sms_peer import FROM, SID, TOKEN
-from tests.factories import make_app
+from tests.factories import Creds, make_app
 
 PARAMS = [
     ("MessageSid", "SM0123"),
@@ -137,23 +138,19 @@ async def test_forgetting_a_phone_marks_it_opted_out_of_that_channel_only(
     )
 
 
+async def twilio_app(api: httpx.AsyncClient) -> tuple[Creds, dict[str, Any]]:
+    """An app with in-app and SMS, and its one SMS provider: Twilio, with the peer's account."""
+    creds = await new_app(api, ["inApp", "sms"])
+    config = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_FROM_NUMBER": FROM}
+    return creds, await add_provider(
+        api, creds, "sms", {"provider": "twilio_sms", "config": config}
+    )
+
+
 async def test_without_a_public_url_the_request_url_is_checked(api: httpx.AsyncClient) -> None:
     """No HERALD_PUBLIC_URL: the signature is checked against the URL the request came to;
     a verified callback naming no delivery of the provider is a 404 and changes nothing."""
-    creds = await new_app(api, ["inApp", "sms"])
-    provider = await add_provider(
-        api,
-        creds,
-        "sms",
-        {
-            "provider": "twilio_sms",
-            "config": {
-                "TWILIO_ACCOUNT_SID": SID,
-                "TWILIO_AUTH_TOKEN": TOKEN,
-                "TWILIO_FROM_NUMBER": FROM,
-            },
-        },
-    )
+    creds, provider = await twilio_app(api)
     url = f"http://herald.test/v3/providers/{provider['id']}/callback"
     params = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"}
     signature = RequestValidator(TOKEN).compute_signature(url, params)
@@ -169,20 +166,7 @@ async def test_without_a_public_url_the_request_url_is_checked(api: httpx.AsyncC
 async def test_malformed_callbacks_are_4xx_and_change_nothing(api: httpx.AsyncClient) -> None:
     """The sweep of tests/test_malformed.py cannot sign; this one can: malformed forms,
     signed or not, get a 4xx in the error shape and leave the delivery log empty."""
-    creds = await new_app(api, ["inApp", "sms"])
-    provider = await add_provider(
-        api,
-        creds,
-        "sms",
-        {
-            "provider": "twilio_sms",
-            "config": {
-                "TWILIO_ACCOUNT_SID": SID,
-                "TWILIO_AUTH_TOKEN": TOKEN,
-                "TWILIO_FROM_NUMBER": FROM,
-            },
-        },
-    )
+    creds, provider = await twilio_app(api)
     url = f"http://herald.test/v3/providers/{provider['id']}/callback"
     bodies = {
         "empty": b"",

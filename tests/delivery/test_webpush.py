@@ -20,12 +20,18 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.db import make_sessionmaker
-from app.main import create_app
 from app.worker import Worker
 from tests import db
-from tests.conftest import ADMIN_TOKEN
-from tests.delivery.conftest import ADMIN, add_provider, deliveries, new_app, send, settled
+from tests.conftest import asgi_client
+from tests.delivery.conftest import (
+    ADMIN,
+    add_provider,
+    api_app,
+    deliveries,
+    new_app,
+    send,
+    settled,
+)
 from tests.delivery.webpush_peer import Browser, PushService
 from tests.factories import Creds
 from tests.queue.support import wait_for
@@ -44,17 +50,12 @@ def push_service(ca: Any, ca_file: Any) -> Iterator[PushService]:
 @pytest.fixture(scope="session")
 def push_app(channel_settings: Settings, channel_engine: AsyncEngine) -> FastAPI:
     """The API of a server that can sign web push (HERALD_VAPID_SUBJECT is set)."""
-    settings = channel_settings.model_copy(update={"vapid_subject": SUBJECT})
-    app = create_app(settings, admin_token=ADMIN_TOKEN)
-    app.state.engine = channel_engine
-    app.state.sessionmaker = make_sessionmaker(channel_engine)
-    return app
+    return api_app(channel_settings.model_copy(update={"vapid_subject": SUBJECT}), channel_engine)
 
 
 @pytest.fixture
 async def papi(push_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=push_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as client:
+    async with asgi_client(push_app) as client:
         yield client
 
 

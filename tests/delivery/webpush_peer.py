@@ -12,9 +12,7 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import struct
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +21,6 @@ from typing import Any
 import http_ece
 import jwt
 import trustme
-import uvicorn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -32,6 +29,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from bench.asgi_thread import AsgiThread
 
 
 def b64url(raw: bytes) -> str:
@@ -200,28 +199,10 @@ class PushService:
         cert.cert_chain_pems[0].write_to_path(str(certfile))
         cert.private_key_pem.write_to_path(str(keyfile))
         app = Starlette(routes=[Route("/push/{name}", self._handle, methods=["POST"])])
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            app,
-            log_level="error",
-            lifespan="off",
-            ssl_certfile=str(certfile),
-            ssl_keyfile=str(keyfile),
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve(sockets=[sock])), daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("push service did not start")
-            time.sleep(0.01)
+        served = AsgiThread(app, what="push service", certfile=certfile, keyfile=keyfile)
+        self._served = served.start()
+        self.port = served.port
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
+        self._served.stop()

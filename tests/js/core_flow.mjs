@@ -5,19 +5,11 @@
 // env: HERALD_URL (root: core appends /v3 itself), HERALD_API_KEY, HERALD_USER_ID,
 //      HERALD_USER_TOKEN (optional: secure mode), HERALD_CATEGORY_ID (a category to set
 //      preferences on)
-import { env, fetchCall, optionalEnv, run } from "./lib.mjs";
-import { createInstance } from "@engagespot/core";
+import { env, fetchCall, run } from "./lib.mjs";
+import { coreInstance } from "./core_instance.mjs";
 
 run(async (expect) => {
-  const userToken = optionalEnv("HERALD_USER_TOKEN");
-  const engagespot = createInstance({
-    apiKey: env("HERALD_API_KEY"),
-    userId: env("HERALD_USER_ID"),
-    ...(userToken ? { userToken } : {}),
-    baseUrl: env("HERALD_URL"),
-    disableAutoStart: true,
-    disableWebPush: true,
-  });
+  const engagespot = coreInstance();
   const inbox = engagespot.notification;
   const prefs = engagespot.preferences;
   const out = {};

@@ -4,19 +4,11 @@
 //
 // env: HERALD_URL, HERALD_API_KEY, HERALD_USER_ID, HERALD_USER_TOKEN (optional),
 //      HERALD_PROBE_ID
-import { env, fetchCall, optionalEnv, run } from "./lib.mjs";
-import { createInstance } from "@engagespot/core";
+import { env, fetchCall, run } from "./lib.mjs";
+import { coreInstance } from "./core_instance.mjs";
 
 run(async () => {
-  const userToken = optionalEnv("HERALD_USER_TOKEN");
-  const engagespot = createInstance({
-    apiKey: env("HERALD_API_KEY"),
-    userId: env("HERALD_USER_ID"),
-    ...(userToken ? { userToken } : {}),
-    baseUrl: env("HERALD_URL"),
-    disableAutoStart: true,
-    disableWebPush: true,
-  });
+  const engagespot = coreInstance();
   const id = env("HERALD_PROBE_ID");
   return {
     connect: await fetchCall(engagespot.app.connect()),

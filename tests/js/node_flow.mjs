@@ -3,20 +3,10 @@
 // env: HERALD_URL (root, no /v3), HERALD_API_KEY, HERALD_API_SECRET, HERALD_USER_ID,
 //      HERALD_INLINE_USER_ID, HERALD_OTHER_API_KEY, HERALD_OTHER_API_SECRET (another app)
 import { axiosCall, env, run } from "./lib.mjs";
-import { EngagespotClient } from "@engagespot/node";
+import { nodeClients } from "./node_clients.mjs";
 
 run(async (expect) => {
-  const baseUrl = `${env("HERALD_URL")}/v3`;
-  const client = EngagespotClient({
-    apiKey: env("HERALD_API_KEY"),
-    apiSecret: env("HERALD_API_SECRET"),
-    baseUrl,
-  });
-  const stranger = EngagespotClient({
-    apiKey: env("HERALD_OTHER_API_KEY"),
-    apiSecret: env("HERALD_OTHER_API_SECRET"),
-    baseUrl,
-  });
+  const { client, stranger } = nodeClients();
   const user = env("HERALD_USER_ID");
   const inline = env("HERALD_INLINE_USER_ID");
   const out = {};

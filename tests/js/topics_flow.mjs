@@ -3,21 +3,10 @@
 // env: HERALD_URL (root, no /v3), HERALD_API_KEY, HERALD_API_SECRET,
 //      HERALD_OTHER_API_KEY, HERALD_OTHER_API_SECRET (another app), HERALD_SEND_AT (ISO time)
 import { axiosCall, env, run } from "./lib.mjs";
-import { EngagespotClient } from "@engagespot/node";
+import { nodeClients } from "./node_clients.mjs";
 
 run(async (expect) => {
-  // With baseUrl set, the SDK sends its v4 calls (workflows) to the same base: /v3.
-  const baseUrl = `${env("HERALD_URL")}/v3`;
-  const client = EngagespotClient({
-    apiKey: env("HERALD_API_KEY"),
-    apiSecret: env("HERALD_API_SECRET"),
-    baseUrl,
-  });
-  const stranger = EngagespotClient({
-    apiKey: env("HERALD_OTHER_API_KEY"),
-    apiSecret: env("HERALD_OTHER_API_SECRET"),
-    baseUrl,
-  });
+  const { client, stranger } = nodeClients();
   const out = {};
 
   // create(name) derives the identifier itself: lower case, whitespace runs to "-".

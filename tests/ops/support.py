@@ -3,7 +3,6 @@
 import asyncio
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,8 +15,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+# Re-exported: the ops tests take their ports from here.
+from bench.server import free_port as free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The install and fault tests name another server the same way (tests/shared_server.py).
+PG_SERVER = os.environ.get(
+    "HERALD_TEST_PGSERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 # HERALD_* settings of the developer's shell must not leak into the command under test.
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
 
@@ -52,15 +57,8 @@ def scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="herald-ops-"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def pg_server_or_skip() -> str:
-    """The PostgreSQL server on 127.0.0.1:5432; skip when absent, unless it is required."""
+def pg_server_or_skip(needed_by: str = "this test") -> str:
+    """The PostgreSQL server PG_SERVER names; skip when absent, unless it is required."""
 
     async def probe() -> None:
         conn = await asyncpg.connect(PG_SERVER, timeout=5)
@@ -68,8 +66,9 @@ def pg_server_or_skip() -> str:
 
     try:
         asyncio.run(probe())
-    except (OSError, asyncpg.PostgresError) as exc:
-        reason = f"no PostgreSQL server on 127.0.0.1:5432 ({exc})"
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        where = PG_SERVER.rsplit("@", 1)[-1]
+        reason = f"no PostgreSQL server at {where} ({exc}): {needed_by} needs one"
         if os.environ.get("HERALD_REQUIRE_PGSERVER") == "1":
             pytest.fail(reason + " and HERALD_REQUIRE_PGSERVER=1")
         pytest.skip(reason)

@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
+from bench.server import stop_process
 from tests.factories import TEST_SECRET_KEY
 from tests.ops.support import CLEAN_ENV, ROOT, free_port, fresh_database, pg_server_or_skip
 from tests.ops.support import scratch_dir as new_dir
@@ -39,13 +40,7 @@ class Replica:
         return (self.logs / "stderr").read_text()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, grace=20)
 
 
 @pytest.fixture

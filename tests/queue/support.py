@@ -1,15 +1,21 @@
 """Helpers for tests against live Herald processes: admin status, bounded waits, SQL counts."""
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import ADMIN_TOKEN
+from bench.server import stop_process
+from tests import db
+from tests.conftest import ADMIN_TOKEN, TEST_SECRET_KEY
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 T = TypeVar("T")
@@ -89,3 +95,55 @@ async def deliveries(engine: AsyncEngine, request_id: str) -> dict[str, int]:
         rid=request_id,
     )
     return {identifier: int(n) for identifier, n in found}
+
+
+async def topic_reach(engine: AsyncEngine, request_id: str, topic_id: int) -> tuple[int, int, int]:
+    """(inbox rows, distinct users, topic subscribers without a row) of one topic send."""
+    [(total, distinct, missing)] = await rows(
+        engine,
+        """
+        SELECT count(*), count(DISTINCT n.user_id),
+               (SELECT count(*) FROM topic_subscriptions s
+                WHERE s.topic_id = :topic AND NOT EXISTS (
+                    SELECT 1 FROM notifications m
+                    WHERE m.request_id = CAST(:rid AS uuid) AND m.user_id = s.user_id))
+        FROM notifications n WHERE n.request_id = CAST(:rid AS uuid)
+        """,
+        rid=request_id,
+        topic=topic_id,
+    )
+    return int(total), int(distinct), int(missing)
+
+
+class WorkerProcess:
+    """`herald worker` (python -m app.cli worker --concurrency 2) as a child process, logging
+    to the scratch directory; `env` adds to (or overrides) the inherited environment."""
+
+    def __init__(self, database_url: str, env: Mapping[str, str] | None = None) -> None:
+        self.log = db.scratch_dir() / "worker.log"
+        full_env = {
+            **os.environ,
+            "HERALD_DATABASE_URL": database_url,
+            "HERALD_ADMIN_TOKEN": ADMIN_TOKEN,
+            "HERALD_LOG_LEVEL": "info",
+            "HERALD_SECRET_KEY": TEST_SECRET_KEY,
+            **(env or {}),
+        }
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "worker", "--concurrency", "2"],
+                env=full_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs, the job stays picked with its last heartbeat."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]

@@ -4,9 +4,6 @@ worker takes these jobs."""
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -18,11 +15,19 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import make_engine
-from app.runtime import migrate
 from tests import db
-from tests.conftest import ADMIN_TOKEN, TEST_SECRET_KEY
+from tests.conftest import ADMIN_TOKEN
 from tests.live import running_process, running_server
-from tests.queue.support import ADMIN, rows, scalar, send, wait_for, wait_status
+from tests.queue.support import (
+    ADMIN,
+    WorkerProcess,
+    rows,
+    scalar,
+    send,
+    topic_reach,
+    wait_for,
+    wait_status,
+)
 
 pytestmark = pytest.mark.live
 
@@ -35,10 +40,8 @@ HEARTBEAT = 10
 @pytest.fixture(scope="module")
 def crash_database(server_url: str) -> Iterator[str]:
     name = f"herald_test_crash_{os.getpid()}"
-    url = asyncio.run(db.recreate(server_url, name))
-    migrate(url)
-    yield url
-    asyncio.run(db.drop(server_url, name))
+    with db.migrated(server_url, name) as url:
+        yield url
 
 
 @pytest.fixture
@@ -46,44 +49,6 @@ async def crash_engine(crash_database: str) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(crash_database, pool_size=2)
     yield engine
     await engine.dispose()
-
-
-class WorkerProcess:
-    """`herald worker` (python -m app.cli worker) as a child process."""
-
-    def __init__(self, database_url: str) -> None:
-        self.log = db.scratch_dir() / "worker.log"
-        env = {
-            **os.environ,
-            "HERALD_DATABASE_URL": database_url,
-            "HERALD_ADMIN_TOKEN": ADMIN_TOKEN,
-            "HERALD_LOG_LEVEL": "info",
-            "HERALD_SECRET_KEY": TEST_SECRET_KEY,
-        }
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker", "--concurrency", "2"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hook runs, the job stays picked with its last heartbeat."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
 
 
 async def _progress(engine: AsyncEngine, request_id: str) -> tuple[str, int, int]:
@@ -220,19 +185,7 @@ async def test_a_worker_killed_mid_fan_out_is_finished_by_another_exactly_once(
     recovered = time.monotonic() - killed_at
 
     assert (done["delivered"], done["attempts"], done["error"]) == (SUBSCRIBERS, 0, None)
-    [(total, distinct, missing)] = await rows(
-        engine,
-        """
-        SELECT count(*), count(DISTINCT n.user_id),
-               (SELECT count(*) FROM topic_subscriptions s
-                WHERE s.topic_id = :topic AND NOT EXISTS (
-                    SELECT 1 FROM notifications m
-                    WHERE m.request_id = CAST(:rid AS uuid) AND m.user_id = s.user_id))
-        FROM notifications n WHERE n.request_id = CAST(:rid AS uuid)
-        """,
-        rid=request_id,
-        topic=topic_id,
-    )
+    total, distinct, missing = await topic_reach(engine, request_id, topic_id)
     assert (total, distinct, missing) == (SUBSCRIBERS, SUBSCRIBERS, 0)
     print(
         f"\nkilled after {written} of {SUBSCRIBERS} rows; "

@@ -29,6 +29,7 @@ from tests.queue.support import (
     rows,
     scalar,
     send,
+    topic_reach,
     wait_for,
     wait_status,
 )
@@ -192,19 +193,7 @@ async def test_a_10000_subscriber_topic_reaches_everyone_once(
 
     assert status["delivered"] == 10_000
     assert status["topics"] == [topic_id]
-    [(total, distinct, missing)] = await rows(
-        live_engine,
-        """
-        SELECT count(*), count(DISTINCT n.user_id),
-               (SELECT count(*) FROM topic_subscriptions s
-                WHERE s.topic_id = :topic AND NOT EXISTS (
-                    SELECT 1 FROM notifications m
-                    WHERE m.request_id = CAST(:rid AS uuid) AND m.user_id = s.user_id))
-        FROM notifications n WHERE n.request_id = CAST(:rid AS uuid)
-        """,
-        rid=request_id,
-        topic=topic_id,
-    )
+    total, distinct, missing = await topic_reach(live_engine, request_id, topic_id)
     assert (total, distinct, missing) == (10_000, 10_000, 0)
     # Every row is in this app and carries the content; the cursor ended on the last user.
     [(apps, titles, cursor, last)] = await rows(

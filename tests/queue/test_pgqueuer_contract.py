@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import make_engine, make_sessionmaker
 from app.queue.enqueue import enqueue
-from app.runtime import migrate
 from tests import db
 
 # Everything PostgreSQL knows about the objects whose names match $1, one sorted line each.
@@ -73,10 +72,8 @@ async def catalog(url: str, pattern: str) -> list[str]:
 def migrated(server_url: str) -> Iterator[str]:
     """A database of this module's own at head, whose writes commit."""
     name = f"herald_test_pgqueuer_{os.getpid()}"
-    url = asyncio.run(db.recreate(server_url, name))
-    migrate(url)
-    yield url
-    asyncio.run(db.drop(server_url, name))
+    with db.migrated(server_url, name) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 Each test starts from empty tables and seeds rows with backdated timestamps."""
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 
@@ -11,7 +10,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import make_engine, make_sessionmaker
-from app.runtime import migrate
 from tests import db
 
 SCRATCH = f"herald_test_retention_{os.getpid()}"
@@ -29,10 +27,8 @@ TABLES = (
 
 @pytest.fixture(scope="session")
 def retention_url(server_url: str) -> Iterator[str]:
-    url = asyncio.run(db.recreate(server_url, SCRATCH))
-    migrate(url)
-    yield url
-    asyncio.run(db.drop(server_url, SCRATCH))
+    with db.migrated(server_url, SCRATCH) as url:
+        yield url
 
 
 @pytest.fixture

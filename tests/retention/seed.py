@@ -64,6 +64,14 @@ async def inbox_rows(
     )
 
 
+async def sent(
+    engine: AsyncEngine, app_id: int, users: list[int], *, age: timedelta
+) -> tuple[uuid.UUID, set[int]]:
+    """A finished send `age` old and its inbox row for each of `users`, as old as it."""
+    request_id = await request(engine, app_id, age=age)
+    return request_id, await inbox_rows(engine, app_id, request_id, users, age=age)
+
+
 async def idempotency_key(engine: AsyncEngine, app_id: int, key: str, *, age: timedelta) -> None:
     await _run(
         engine,

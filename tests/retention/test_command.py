@@ -36,10 +36,8 @@ async def test_herald_purge(
 ) -> None:
     engine = retention_engine
     app, users = await seed.app_with_users(maker, 12)
-    old = await seed.request(engine, app, age=40 * DAY)
-    await seed.inbox_rows(engine, app, old, users, age=40 * DAY)
-    young = await seed.request(engine, app, age=10 * DAY)
-    young_rows = await seed.inbox_rows(engine, app, young, users, age=10 * DAY)
+    await seed.sent(engine, app, users, age=40 * DAY)
+    _, young_rows = await seed.sent(engine, app, users, age=10 * DAY)
     env = {
         "HERALD_DATABASE_URL": retention_url,
         "HERALD_DATA_DIR": str(tmp_path),

@@ -22,13 +22,11 @@ HOUR = timedelta(hours=1)
 async def test_older_rows_go_younger_rows_stay(maker: Maker, retention_engine: AsyncEngine) -> None:
     engine = retention_engine
     app, users = await seed.app_with_users(maker, 3)
-    old = await seed.request(engine, app, age=100 * DAY)
-    old_rows = await seed.inbox_rows(engine, app, old, users, age=100 * DAY)
+    old, old_rows = await seed.sent(engine, app, users, age=100 * DAY)
     # Scheduled 100 days ago, delivered 80 days ago: its rows go with the request.
     late = await seed.request(engine, app, age=100 * DAY)
     late_rows = await seed.inbox_rows(engine, app, late, users[:2], age=80 * DAY)
-    young = await seed.request(engine, app, age=80 * DAY)
-    young_rows = await seed.inbox_rows(engine, app, young, users, age=80 * DAY)
+    young, young_rows = await seed.sent(engine, app, users, age=80 * DAY)
     # Not finished: kept however old.
     waiting = await seed.request(engine, app, age=100 * DAY, status="scheduled")
     await seed.idempotency_key(engine, app, "expired", age=25 * HOUR)
@@ -72,10 +70,8 @@ async def test_a_shorter_request_retention_takes_the_rows_along(
 ) -> None:
     engine = retention_engine
     app, users = await seed.app_with_users(maker, 2)
-    month = await seed.request(engine, app, age=40 * DAY)
-    month_rows = await seed.inbox_rows(engine, app, month, users, age=40 * DAY)
-    week = await seed.request(engine, app, age=7 * DAY)
-    week_rows = await seed.inbox_rows(engine, app, week, users, age=7 * DAY)
+    month, month_rows = await seed.sent(engine, app, users, age=40 * DAY)
+    week, week_rows = await seed.sent(engine, app, users, age=7 * DAY)
     log = await seed.log_row(engine, 1, age=40 * DAY)
 
     deleted = await service.purge(maker, Policy(inbox_days=90, request_days=30))
@@ -90,8 +86,7 @@ async def test_a_shorter_request_retention_takes_the_rows_along(
 async def test_zero_days_keeps_forever(maker: Maker, retention_engine: AsyncEngine) -> None:
     engine = retention_engine
     app, users = await seed.app_with_users(maker, 2)
-    ancient = await seed.request(engine, app, age=3650 * DAY)
-    rows = await seed.inbox_rows(engine, app, ancient, users, age=3650 * DAY)
+    ancient, rows = await seed.sent(engine, app, users, age=3650 * DAY)
     log = await seed.log_row(engine, 1, age=3650 * DAY)
     stat = await seed.statistic(engine, age=3650 * DAY)
     await seed.idempotency_key(engine, app, "expired", age=25 * HOUR)
@@ -208,8 +203,7 @@ async def test_stopping_ends_the_purge_between_batches(
 ) -> None:
     engine = retention_engine
     app, users = await seed.app_with_users(maker, 20)
-    request = await seed.request(engine, app, age=100 * DAY)
-    await seed.inbox_rows(engine, app, request, users, age=100 * DAY)
+    await seed.sent(engine, app, users, age=100 * DAY)
     progress: list[tuple[str, int, bool]] = []
     deleted = await service.purge(
         maker,
@@ -225,8 +219,7 @@ async def test_stopping_ends_the_purge_between_batches(
 async def test_one_purge_at_a_time(maker: Maker, retention_engine: AsyncEngine) -> None:
     engine = retention_engine
     app, users = await seed.app_with_users(maker, 2)
-    request = await seed.request(engine, app, age=100 * DAY)
-    await seed.inbox_rows(engine, app, request, users, age=100 * DAY)
+    await seed.sent(engine, app, users, age=100 * DAY)
     policy = Policy(inbox_days=90, request_days=90)
     async with engine.connect() as other:
         await other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": repository.LOCK_KEY})
@@ -266,8 +259,7 @@ async def test_a_pause_leaves_the_database_to_others_between_batches(
 ) -> None:
     engine = retention_engine
     app, users = await seed.app_with_users(maker, 12)
-    request = await seed.request(engine, app, age=100 * DAY)
-    await seed.inbox_rows(engine, app, request, users, age=100 * DAY)
+    await seed.sent(engine, app, users, age=100 * DAY)
     spans: list[float] = []
     opened: list[float] = []
 

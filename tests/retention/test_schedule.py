@@ -22,10 +22,8 @@ async def test_the_worker_runs_the_purge_on_its_schedule(
 ) -> None:
     engine = retention_engine
     app, users = await seed.app_with_users(maker, 2)
-    old = await seed.request(engine, app, age=100 * DAY)
-    old_rows = await seed.inbox_rows(engine, app, old, users, age=100 * DAY)
-    young = await seed.request(engine, app, age=DAY)
-    young_rows = await seed.inbox_rows(engine, app, young, users, age=DAY)
+    old, old_rows = await seed.sent(engine, app, users, age=100 * DAY)
+    young, young_rows = await seed.sent(engine, app, users, age=DAY)
 
     policy = Policy(inbox_days=90, request_days=90, schedule=EVERY_SECOND)
     worker = Worker(retention_url.replace("+asyncpg", "", 1), maker, retention=policy)
