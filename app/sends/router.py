@@ -9,6 +9,7 @@ from app.delivery import crypto
 from app.errors import answers
 from app.kit.access import SEND_REQUEST_ID
 from app.sends import accept, idempotency
+from app.sends.group import GroupCommit
 from app.sends.schemas import SendAccepted, SendRequest
 
 router = APIRouter(tags=["notifications"])
@@ -49,13 +50,23 @@ async def send_notification(
     limits = accept.Limits(
         max_recipients=settings.max_recipients, inline_recipients=settings.inline_recipients
     )
+    keyring = crypto.keyring(settings)
+    web_push = settings.vapid_subject is not None
+    if idempotency_key is None:
+        send = await accept.plain(
+            session, app=principal.app, body=body, limits=limits, keyring=keyring, web_push=web_push
+        )
+        if send is not None:
+            await _group(request).write(send)
+            setattr(request.state, SEND_REQUEST_ID, str(send.request_id))
+            return SendAccepted(requestId=str(send.request_id))
     request_id = await accept.accept(
         session,
         app=principal.app,
         body=body,
         limits=limits,
-        keyring=crypto.keyring(settings),
-        web_push=settings.vapid_subject is not None,
+        keyring=keyring,
+        web_push=web_push,
     )
     if idempotency_key is not None:
         await idempotency.remember(
@@ -63,3 +74,13 @@ async def send_notification(
         )
     setattr(request.state, SEND_REQUEST_ID, str(request_id))
     return SendAccepted(requestId=str(request_id))
+
+
+def _group(request: Request) -> GroupCommit:
+    """The app's group commit for plain sends, made on first use."""
+    state = request.app.state
+    group: GroupCommit | None = getattr(state, "send_group", None)
+    if group is None:
+        # The session factory is read at each group: tests swap it per test.
+        group = state.send_group = GroupCommit(lambda: state.sessionmaker)
+    return group
