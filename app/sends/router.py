@@ -57,6 +57,10 @@ async def send_notification(
             session, app=principal.app, body=body, limits=limits, keyring=keyring, web_push=web_push
         )
         if send is not None:
+            # What this request read (its app, on a cache miss; its channels) is done with:
+            # its connection goes back to the pool rather than idle while the group is
+            # written, which needs one of its own (else a burst of sends exhausts the pool).
+            await session.commit()
             await _group(request).write(send)
             setattr(request.state, SEND_REQUEST_ID, str(send.request_id))
             return SendAccepted(requestId=str(send.request_id))
