@@ -113,8 +113,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         else:
             # A failure here is answered by the error handler: 503 for a database fault. A
             # connection lost during COMMIT leaves the outcome unknown; the client retries
-            # with its Idempotency-Key (README, Operations).
-            await session.commit()
+            # with its Idempotency-Key (README, Operations). A session that never began a
+            # transaction has nothing to commit (commit would begin one, to end it).
+            if session.in_transaction():
+                await session.commit()
 
 
 # scope="function": the commit happens before the response is sent, so a failed
