@@ -98,7 +98,7 @@ async def channels_of(
 
 
 async def plain(
-    session: AsyncSession,
+    session: AsyncSession | None,
     *,
     app: App,
     body: SendRequest,
@@ -109,7 +109,8 @@ async def plain(
     """The send ready for a group commit (app/sends/group.py), or None when it needs more
     than its own writes: topics, a category (preferences), profile attributes, a schedule,
     an audience for the worker, or a channel beyond the inbox (deliveries and their jobs).
-    Raises BadRequest as `accept` does."""
+    Raises BadRequest as `accept` does. `session`: None when the app's channels are the
+    inbox alone, which needs no provider read."""
     recipients = check(body, limits=limits)
     if (
         (body.sendTo is not None and body.sendTo.topics)
@@ -122,7 +123,13 @@ async def plain(
     now = utcnow()
     if body.sendAt is not None and body.sendAt > now:
         return None
-    if await channels_of(session, app, body, web_push=web_push) != (routing.IN_APP,):
+    override = body.override.channels if body.override else None
+    channels = (
+        routing.send_channels(app.channels, override)
+        if session is None
+        else await channels_of(session, app, body, web_push=web_push)
+    )
+    if channels != (routing.IN_APP,):
         return None
     workflow = body.notification.workflow
     return Send(
