@@ -168,9 +168,7 @@ async def authenticate(
     if app is None:
         raise Unauthorized("Invalid API key")
     if creds.api_secret is not None:
-        if not accepts_secret(app, creds.api_secret, now=utcnow()):
-            raise Unauthorized("Invalid API secret")
-        return Principal(app=app, via=Via.SECRET, user_identifier=_identifier(creds.user_id))
+        return _by_secret(app, creds.api_secret, creds)
     if creds.user_id is None:
         raise Unauthorized(NO_AUTH)
     user_id = _identifier(creds.user_id)
@@ -186,6 +184,12 @@ async def authenticate(
             raise Unauthorized("Invalid or missing X-ENGAGESPOT-USER-SIGNATURE")
         return Principal(app=app, via=Via.HMAC, user_identifier=user_id)
     return Principal(app=app, via=Via.USER_ID, user_identifier=user_id)
+
+
+def _by_secret(app: App, api_secret: str, creds: Credentials) -> Principal:
+    if not accepts_secret(app, api_secret, now=utcnow()):
+        raise Unauthorized("Invalid API secret")
+    return Principal(app=app, via=Via.SECRET, user_identifier=_identifier(creds.user_id))
 
 
 async def _from_token(
@@ -246,6 +250,10 @@ async def sender(request: Request) -> Principal:
     session of its own only for the app lookup when the app cache misses."""
     creds = credentials_of(request)
     apps: AppCache | None = getattr(request.app.state, "app_cache", None)
+    if apps is not None and creds.token is None and creds.api_key and creds.api_secret:
+        cached = apps.get(creds.api_key)
+        if cached is not None:  # the usual case: no session at all
+            return _by_secret(cached, creds.api_secret, creds)
     async with request.app.state.sessionmaker() as session:
         principal = await authenticate(session, creds, apps=apps)
     return _backend_only(principal)
