@@ -3,6 +3,7 @@
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -98,7 +99,14 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Yield the request's session; commit before the response leaves, roll back on error."""
-    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with unit_of_work(request.app.state.sessionmaker) as session:
+        yield session
+
+
+@asynccontextmanager
+async def unit_of_work(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session committed at the end of the block, or rolled back when it raises: the
+    request's unit of work (`get_session`), for routes that open it themselves."""
     async with maker() as session:
         try:
             yield session
@@ -113,8 +121,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         else:
             # A failure here is answered by the error handler: 503 for a database fault. A
             # connection lost during COMMIT leaves the outcome unknown; the client retries
-            # with its Idempotency-Key (README, Operations).
-            await session.commit()
+            # with its Idempotency-Key (README, Operations). A session that never began a
+            # transaction has nothing to commit (commit would begin one, to end it).
+            if session.in_transaction():
+                await session.commit()
 
 
 # scope="function": the commit happens before the response is sent, so a failed

@@ -18,6 +18,7 @@ from app.inbox import service as inbox_service
 from app.kit.timefmt import utcnow
 from app.queue.enqueue import enqueue
 from app.sends import repository
+from app.sends.group import Send
 from app.sends.models import NotificationRequest, SendStatus
 from app.sends.schemas import InlineRecipient, Recipient, SendRequest
 from app.topics import repository as topics_repository
@@ -94,6 +95,55 @@ async def channels_of(
         session, app_channels=list(app.channels), app_id=app.id, web_push=web_push
     )
     return routing.send_channels(enabled, body.override.channels if body.override else None)
+
+
+async def plain(
+    session: AsyncSession | None,
+    *,
+    app: App,
+    body: SendRequest,
+    limits: Limits,
+    keyring: Keyring,
+    web_push: bool,
+) -> Send | None:
+    """The send ready for a group commit (app/sends/group.py), or None when it needs more
+    than its own writes: topics, a category (preferences), profile attributes, a schedule,
+    an audience for the worker, or a channel beyond the inbox (deliveries and their jobs).
+    Raises BadRequest as `accept` does. `session`: None when the app's channels are the
+    inbox alone, which needs no provider read."""
+    recipients = check(body, limits=limits)
+    if (
+        (body.sendTo is not None and body.sendTo.topics)
+        or body.notification.category
+        or body.category
+        or any(recipients.values())
+        or len(recipients) > limits.inline_recipients
+    ):
+        return None
+    now = utcnow()
+    if body.sendAt is not None and body.sendAt > now:
+        return None
+    override = body.override.channels if body.override else None
+    channels = (
+        routing.send_channels(app.channels, override)
+        if session is None
+        else await channels_of(session, app, body, web_push=web_push)
+    )
+    if channels != (routing.IN_APP,):
+        return None
+    workflow = body.notification.workflow
+    return Send(
+        app_id=app.id,
+        request_id=uuid.uuid4(),
+        payload=delivery_service.seal_send(
+            keyring, body.model_dump(mode="json", exclude_unset=True)
+        ),
+        identifiers=tuple(recipients),
+        content=inbox_content(body, None),
+        cancellation_key=workflow.cancellationKey if workflow else None,
+        workflow_identifier=workflow.identifier if workflow else None,
+        created_at=now,
+    )
 
 
 async def accept(

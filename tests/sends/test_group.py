@@ -1,0 +1,177 @@
+"""Group commit of plain sends (app/sends/group.py): concurrent sends share a transaction,
+each is answered after its own rows are committed, and a failing one fails alone."""
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.inbox.models import Notification
+from app.kit.timefmt import utcnow
+from app.sends.group import GroupCommit, Send
+from app.sends.models import NotificationRequest, SendStatus
+from app.users.models import User
+from tests.factories import Creds, send_body
+
+
+async def _rows(session: AsyncSession, request_id: str) -> list[tuple[str, str]]:
+    """(recipient identifier, title) of a request's inbox rows."""
+    rows = await session.execute(
+        select(User.identifier, Notification.title)
+        .join(User, User.id == Notification.user_id)
+        .where(Notification.request_id == uuid.UUID(request_id))
+        .order_by(User.identifier)
+    )
+    return [(identifier, title) for identifier, title in rows]
+
+
+async def test_concurrent_plain_sends_are_grouped_and_each_gets_exactly_its_rows(
+    live_server: str, live_app: Creds, live_engine: AsyncEngine
+) -> None:
+    bodies = [send_body(f"g{i % 7}", f"h{i}", title=f"n{i}") for i in range(40)]
+    async with httpx.AsyncClient(base_url=live_server, headers=live_app.backend(), timeout=60) as c:
+        responses = await asyncio.gather(*(c.post("/v3/notifications", json=b) for b in bodies))
+
+    assert [r.status_code for r in responses] == [202] * 40, [r.text for r in responses]
+    ids = [r.json()["requestId"] for r in responses]
+    assert len(set(ids)) == 40
+    async with AsyncSession(live_engine) as session:
+        for i, request_id in enumerate(ids):
+            rows = await _rows(session, request_id)
+            assert rows == sorted([(f"g{i % 7}", f"n{i}"), (f"h{i}", f"n{i}")])
+            request = await session.get(NotificationRequest, uuid.UUID(request_id))
+            assert request is not None
+            assert (request.app_id, request.status, request.recipient_count) == (
+                live_app.id,
+                SendStatus.DONE,
+                2,
+            )
+        # Rows a transaction wrote share its id (xmin): fewer transactions than sends.
+        transactions = await session.scalar(
+            text("SELECT count(DISTINCT xmin::text) FROM notification_requests WHERE app_id = :a"),
+            {"a": live_app.id},
+        )
+    assert transactions is not None
+    assert transactions < 40
+
+
+async def test_a_send_failing_in_its_group_fails_alone(
+    app: FastAPI, session: AsyncSession, creds: Creds
+) -> None:
+    maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+    group = GroupCommit(lambda: maker)
+
+    def send(app_id: int, user: str) -> Send:
+        return Send(
+            app_id=app_id,
+            request_id=uuid.uuid4(),
+            payload={"notification": {"title": user}},
+            identifiers=(user,),
+            content={
+                "title": user,
+                "message": None,
+                "icon": None,
+                "url": None,
+                "data": {"k": 1},
+                "blocks": None,
+                "tenant": None,
+            },
+            cancellation_key=None,
+            workflow_identifier=None,
+            created_at=utcnow(),
+        )
+
+    missing_app = -1  # no such app: its request row breaks the foreign key
+    sends = [send(creds.id, f"ok{i}") for i in range(5)]
+    sends.insert(2, send(missing_app, "lost"))
+    results = await asyncio.gather(*(group.write(s) for s in sends), return_exceptions=True)
+
+    assert [type(r) for r in results] == [type(None)] * 2 + [IntegrityError] + [type(None)] * 3
+    # One group of six failed; each send was then written alone, the bad one in vain.
+    assert group.groups == 5
+    for s in sends:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.request_id == s.request_id)
+        )
+        assert count == (0 if s.app_id == missing_app else 1)
+    data: Any = await session.scalar(
+        select(Notification.data).where(Notification.request_id == sends[0].request_id)
+    )
+    assert data == {"k": 1}
+
+
+async def test_idempotent_and_failing_sends_beside_a_group_keep_their_own_answers(
+    live_server: str, live_app: Creds, live_engine: AsyncEngine
+) -> None:
+    keyed = send_body("kay", title="keyed")
+    backend = live_app.backend()
+    calls: list[tuple[dict[str, object], dict[str, str]]] = [
+        (send_body(f"p{i}", title=f"plain{i}"), backend) for i in range(20)
+    ]
+    headers = {**backend, "Idempotency-Key": "order-1"}
+    calls.insert(3, (keyed, headers))
+    calls.insert(6, (keyed, headers))
+    calls.insert(9, (send_body("kay", title="another body"), headers))
+    bad_topic = {"notification": {"title": "t"}, "sendTo": {"topics": ["nope"]}}
+    calls.insert(11, (bad_topic, backend))
+    async with httpx.AsyncClient(base_url=live_server, timeout=60) as c:
+        responses = await asyncio.gather(
+            *(c.post("/v3/notifications", json=b, headers=h) for b, h in calls)
+        )
+
+    plain = [r for (_, h), r in zip(calls, responses, strict=True) if "Idempotency-Key" not in h]
+    assert sorted(r.status_code for r in plain) == [202] * 20 + [400]
+    keyed_answers = [responses[3], responses[6], responses[9]]
+    # Whichever of the three came first owns the key and is sent; an identical retry gets
+    # its answer (or 409 while it is still being written), another body 422 (or 409).
+    owners = [r for r in keyed_answers if r.status_code == 202]
+    owner = owners[0]
+    owner_title = "another body" if owner is keyed_answers[2] else "keyed"
+    for r in keyed_answers:
+        same_body = (r is keyed_answers[2]) == (owner is keyed_answers[2])
+        if r is not owner:
+            assert r.status_code == 409 or (
+                r.json() == owner.json() if same_body else r.status_code == 422
+            ), r.text
+    async with AsyncSession(live_engine) as session:
+        for r in plain:
+            if r.status_code == 202:
+                rows = await _rows(session, r.json()["requestId"])
+                assert len(rows) == 1
+                assert rows[0][0].startswith("p")
+        assert await _rows(session, owner.json()["requestId"]) == [("kay", owner_title)]
+        requests = await session.scalar(
+            select(func.count())
+            .select_from(NotificationRequest)
+            .where(NotificationRequest.app_id == live_app.id)
+        )
+    assert requests == 21  # the 20 plain sends and the key's owner
+
+
+@pytest.mark.parametrize("recipients", [["solo"], ["a@example.com", "b"]])
+async def test_a_lone_send_is_written_at_once_by_its_own_group(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    creds: Creds,
+    recipients: list[str],
+) -> None:
+    response = await client.post(
+        "/v3/notifications", json=send_body(*recipients), headers=creds.backend()
+    )
+    assert response.status_code == 202
+    rows = await _rows(session, response.json()["requestId"])
+    assert [identifier for identifier, _ in rows] == sorted(recipients)
+    profile = await session.scalar(
+        select(User.profile).where(User.app_id == creds.id, User.identifier == recipients[0])
+    )
+    # As users_repository.ensure makes them: an e-mail-like identifier is the e-mail.
+    assert profile == ({"email": recipients[0]} if "@" in recipients[0] else {})
