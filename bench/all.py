@@ -47,6 +47,7 @@ from bench.seed import (
     seed_topic,
 )
 from bench.server import (
+    app_keys,
     beside,
     drop,
     exclusive,
@@ -208,12 +209,9 @@ class AppKeys:
 
 
 async def _app(url: str) -> AppKeys:
-    conn = await asyncpg.connect(plain(url))
-    try:
-        row = await conn.fetchrow("SELECT api_key, api_secret FROM apps WHERE name = 'bench'")
-    finally:
-        await conn.close()
-    return AppKeys(row["api_key"], row["api_secret"])
+    keys = await app_keys(url)
+    assert keys is not None, "the bench database has no app 'bench'"
+    return AppKeys(*keys)
 
 
 def _uptime() -> str:

@@ -24,14 +24,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import asyncpg
-
 from app.embedded import EmbeddedPostgres
 from bench import wrk
 from bench.all import DATA_DIR
 from bench.load import Processes
 from bench.seed import BIG_USER, progress
-from bench.server import asyncpg_url, beside, herald, plain, postmaster_pid
+from bench.server import app_keys, asyncpg_url, beside, herald, plain, postmaster_pid
 
 _MODULES = ("/app/", "fastapi", "starlette", "sqlalchemy", "asyncpg", "pydantic", "uvicorn")
 
@@ -148,14 +146,10 @@ def _target(
 
 
 async def _keys(url: str) -> tuple[str, str]:
-    conn = await asyncpg.connect(plain(url))
-    try:
-        row = await conn.fetchrow("SELECT api_key, api_secret FROM apps WHERE name = 'bench'")
-    finally:
-        await conn.close()
-    if row is None:
+    keys = await app_keys(url)
+    if keys is None:
         raise SystemExit("no bench database: run `python -m bench.all --keep` first")
-    return str(row["api_key"]), str(row["api_secret"])
+    return keys
 
 
 async def _profile(args: argparse.Namespace, base: str, pid: int, key: str, secret: str) -> str:

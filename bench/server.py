@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 
 from app.apps.models import App
+from app.apps.sealing import open_value
 from app.embedded import EmbeddedPostgres
 from app.keyring import from_secret
 from app.runtime import create_app_record, migrate
@@ -26,9 +27,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # Seals the app secrets of every server these launch, and of the apps made beforehand
-# (create_app_record(url, KEYRING, …)).
-SECRET_KEY = "bench-secret-key-" + secrets.token_hex(16)
+# (create_app_record(url, KEYRING, …)). Fixed, not random: a database kept by one run
+# (--keep) is served again by the next (--reuse, bench.profile), which must open it.
+SECRET_KEY = "herald-bench-secret-key-not-for-production"
 KEYRING = from_secret(SECRET_KEY)
+
+
+async def app_keys(url: str, name: str = "bench") -> tuple[str, str] | None:
+    """The API key and the opened secret of app `name` in the database at `url`."""
+    conn = await asyncpg.connect(plain(url))
+    try:
+        row = await conn.fetchrow("SELECT api_key, api_secret FROM apps WHERE name = $1", name)
+    finally:
+        await conn.close()
+    if row is None:
+        return None
+    api_key = str(row["api_key"])
+    return api_key, open_value(KEYRING, api_key, str(row["api_secret"]))
 
 
 def add_database_arguments(
