@@ -146,8 +146,8 @@ async def _read_only(request: Request) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await _rollback(session)
             raise
-        else:
-            await session.commit()
+        # No COMMIT: a read wrote nothing, and closing the session ends what little
+        # transaction state SQLAlchemy keeps; its commit path was work per page for nothing.
 
 
 # scope="function", as SessionDep. Auth dependencies that read declare it themselves, so the
