@@ -245,10 +245,7 @@ async def inbox_actor(
     request: Request, session: SessionDep, creds: CredentialsDep, apps: AppCacheDep
 ) -> Principal:
     """A user, or a backend acting on any notification of its app (as @engagespot/node does)."""
-    return _hinted(request, await authenticate(session, creds, apps=apps))
-
-
-def _hinted(request: Request, principal: Principal) -> Principal:
+    principal = await authenticate(session, creds, apps=apps)
     if principal.is_backend and principal.user_identifier is None:
         hinted = present(request.query_params.get("userIdentifier"))
         if hinted is not None:
@@ -296,10 +293,6 @@ def _signed(app: App, user_id: str, signature: str) -> bool:
 
 
 async def inbox_user(principal: Annotated[Principal, Depends(inbox_actor)]) -> UserPrincipal:
-    return _user(principal)
-
-
-def _user(principal: Principal) -> UserPrincipal:
     if principal.user_identifier is None:
         raise BadRequest("userIdentifier is required when authenticating with the API secret")
     return UserPrincipal(
@@ -312,11 +305,11 @@ async def inbox_reader(request: Request, session: ReadSessionDep) -> UserPrincip
 
     inbox_user is nine dependencies (five of them the security schemes /docs shows), and
     FastAPI's solving of each cost more CPU per inbox page than its statement did. This one
-    reads the same headers (credentials_of) and answers the same: ACCEPTS documents it as
-    inbox_user."""
-    apps: AppCache | None = getattr(request.app.state, "app_cache", None)
-    principal = await authenticate(session, credentials_of(request.headers), apps=apps)
-    return _user(_hinted(request, principal))
+    reads the same headers (credentials_of) and runs the same checks, by calling them:
+    ACCEPTS documents it as inbox_user."""
+    creds = credentials_of(request.headers)
+    principal = await inbox_actor(request, session, creds, request.app.state.app_cache)
+    return await inbox_user(principal)
 
 
 async def admin(
