@@ -111,12 +111,7 @@ async def unit_of_work(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator
         try:
             yield session
         except BaseException:
-            try:
-                await session.rollback()
-            except Exception as exc:
-                # The connection died with the request: the rollback has nothing left to do,
-                # and the request's own error is the one to answer with.
-                log.debug("rollback after a failed request failed too: %r", exc)
+            await _rollback(session)
             raise
         else:
             # A failure here is answered by the error handler: 503 for a database fault. A
@@ -125,6 +120,15 @@ async def unit_of_work(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator
             # transaction has nothing to commit (commit would begin one, to end it).
             if session.in_transaction():
                 await session.commit()
+
+
+async def _rollback(session: AsyncSession) -> None:
+    try:
+        await session.rollback()
+    except Exception as exc:
+        # The connection died with the request: the rollback has nothing left to do,
+        # and the request's own error is the one to answer with.
+        log.debug("rollback after a failed request failed too: %r", exc)
 
 
 # scope="function": the commit happens before the response is sent, so a failed
@@ -137,15 +141,25 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 MIGRATION_LOCK = 0x4845_5241_4C44  # "HERALD"
 
 
-async def _read_only(session: SessionDep) -> AsyncSession:
-    """The request's session, its statements run without BEGIN and COMMIT around them.
+async def _read_only(request: Request) -> AsyncIterator[AsyncSession]:
+    """get_session for routes that only read: the statements run without BEGIN and COMMIT.
 
-    For routes that only read: each statement sees its own snapshot, as under READ
-    COMMITTED anyway, and two round trips per request go. Declare it before the route's
-    auth alias, so the connection is set up before auth's own query (on a cache miss)."""
-    if isinstance(session.bind, AsyncEngine):  # tests bind one outer transaction: leave it
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    return session
+    Each statement sees its own snapshot, as under READ COMMITTED anyway, and two round
+    trips per request go. One dependency, not one on top of get_session: FastAPI's solving
+    of each dependency is a measurable part of an inbox page (bench/RESULTS.md)."""
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with maker() as session:
+        try:
+            if isinstance(session.bind, AsyncEngine):  # tests bind one outer transaction
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            yield session
+        except BaseException:
+            await _rollback(session)
+            raise
+        # No COMMIT: a read wrote nothing, and closing the session ends what little
+        # transaction state SQLAlchemy keeps; its commit path was work per page for nothing.
 
 
-ReadSessionDep = Annotated[AsyncSession, Depends(_read_only)]
+# scope="function", as SessionDep. Auth dependencies that read declare it themselves, so the
+# connection is set up before their own query (on an app cache miss) and shared with the route.
+ReadSessionDep = Annotated[AsyncSession, Depends(_read_only, scope="function")]

@@ -39,7 +39,7 @@ from app.sends.router import router as sends_router
 from app.sends.workflows_router import router as workflows_router
 from app.topics.router import router as topics_router
 from app.users.router import router as users_router
-from app.worker import WorkerThread
+from app.worker import WorkerProcess
 
 DESCRIPTION = """
 Herald speaks the Engagespot v3 REST API. Point an Engagespot SDK at this server's base URL.
@@ -98,15 +98,15 @@ def create_app(
         )
         await apps_listener.start()
         await realtime.start(app.state.sessionmaker, url)
-        # The one-command start needs nothing else: a worker runs in-process by default,
-        # on its own thread and loop so that its batches never stall the requests.
+        # The one-command start needs nothing else: a worker runs by default, as a child
+        # process, so that its batches never stall the requests (app/worker.py).
         worker = (
-            WorkerThread(url, settings=settings, retention=RetentionPolicy.of(settings))
+            WorkerProcess(url, settings=settings, retention=RetentionPolicy.of(settings))
             if settings.worker
             else None
         )
         if worker is not None:
-            await asyncio.to_thread(worker.start)
+            await worker.start()
         # Everything loaded so far lives as long as the process: out of the collector's
         # sight, a full collection no longer walks the whole heap (tens of milliseconds
         # with the GIL held, in the middle of a fan-out batch or a request).

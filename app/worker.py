@@ -6,8 +6,13 @@ fills only the delivery lane's slots, so it never holds up inbox rows."""
 
 import asyncio
 import contextlib
+import ctypes
+import gc
 import logging
-import threading
+import os
+import pickle
+import signal
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
@@ -17,6 +22,7 @@ from pgqueuer import PgQueuer, QueueManager
 from pgqueuer.core.sm import SchedulerManager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import logs
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
 from app.delivery import tasks as delivery_tasks
@@ -27,6 +33,9 @@ from app.sends import tasks as send_tasks
 
 log = logging.getLogger("herald.worker")
 T = TypeVar("T")
+# What a worker process says on its stdout once it is up, and how long the server waits.
+READY = b"ready\n"
+READY_SECONDS = 30
 
 
 class Worker:
@@ -168,13 +177,20 @@ class Worker:
             qm.shutdown.set()
 
 
-class WorkerThread:
-    """The in-process worker on a thread and event loop of its own, with its own pool.
+class WorkerProcess:
+    """The in-process worker of `herald serve`, run as its child process.
 
     A fan-out batch is tens of milliseconds of Python (5,000 rows to route, write and
-    announce). On the server's event loop that stalled every request for as long; on its
-    own loop the interpreter hands the other thread its turn every few milliseconds
-    (sys.getswitchinterval), so requests wait at most that long."""
+    announce). On a thread of the server it shared the server's GIL: each time the request
+    loop gave the GIL up (every socket read and write), the worker thread took it and held
+    it for up to the interpreter's switch interval, several times per request, so /health's
+    p99 during a fan-out was many times its idle p99 (bench/RESULTS.md). A process has its
+    own interpreter; the kernel shares the cores, with no convoy.
+
+    It lives and dies with the server: started in its lifespan, stopped (SIGTERM: finish the
+    jobs in flight) when the server stops, killed by the kernel if the server is killed
+    (PR_SET_PDEATHSIG), restarted if it dies on its own. It logs to the server's stderr, with
+    the server's log settings, and reads the server's settings, sent to it on its stdin."""
 
     def __init__(
         self,
@@ -185,41 +201,133 @@ class WorkerThread:
         pool_size: int = 4,
     ):
         self.url = url
-        self.settings = settings
+        self.settings = settings or get_settings()
         self.retention = retention
         self.pool_size = pool_size
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._worker: Worker | None = None
-        self._thread = threading.Thread(target=self._main, name="herald-worker", daemon=True)
-        self._ready = threading.Event()
+        self._process: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
 
-    def start(self) -> None:
-        self._thread.start()
-        self._ready.wait(timeout=30)
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
-    def _main(self) -> None:
-        asyncio.run(self._run())
+    async def start(self) -> None:
+        await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise(), name="herald-worker-process")
 
-    async def _run(self) -> None:
-        engine = make_engine(self.url, pool_size=self.pool_size)
+    async def _spawn(self) -> None:
+        job = pickle.dumps((self.url, self.settings, self.retention, self.pool_size, os.getpid()))
+        # The server's own interpreter and module path: `-m` finds the same `app` it runs.
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "app.worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        self._process = process
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write(job)
+        await process.stdin.drain()
+        process.stdin.close()
+        # As the worker thread did: the server is ready once its worker is (imports done,
+        # engine made), so what a fresh server does next is not the worker's start-up.
         try:
-            self._loop = asyncio.get_running_loop()
-            self._worker = Worker(
-                self.url.replace("+asyncpg", "", 1),
-                make_sessionmaker(engine),
-                settings=self.settings,
-                retention=self.retention,
-            )
-            self._ready.set()
-            await self._worker.run()
-        finally:
-            self._ready.set()
-            await engine.dispose()
+            ready = await asyncio.wait_for(process.stdout.readline(), timeout=READY_SECONDS)
+        except TimeoutError:
+            ready = b""
+        if ready != READY:
+            log.error("worker: process %d did not start (%r)", process.pid, ready)
+
+    async def _supervise(self) -> None:
+        backoff = 0.5
+        while self._process is not None:
+            code = await self._process.wait()
+            if self._stopping:
+                return
+            log.error("worker: process exited with code %s; starting another", code)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+            if self._stopping:
+                return
+            await self._spawn()
 
     async def stop(self, *, grace: float = 30) -> None:
-        """Finish the jobs in flight, then end the thread (waiting in a helper thread)."""
-        if self._loop is not None and self._worker is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._worker.stop)
-        await asyncio.to_thread(self._thread.join, grace)
-        if self._thread.is_alive():
-            log.warning("worker: jobs still running after %.0f s; leaving them to recovery", grace)
+        """Finish the jobs in flight, then end the process; kill it after `grace` seconds."""
+        self._stopping = True
+        process = self._process
+        if process is None:
+            return
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=grace)
+            except TimeoutError:
+                log.warning(
+                    "worker: jobs still running after %.0f s; leaving them to recovery", grace
+                )
+                process.kill()
+                await process.wait()
+        if self._supervisor is not None:
+            await self._supervisor
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when the server dies, as the worker thread died
+    with it: a killed server's jobs are recovered by their stale heartbeats, in any case."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the server died before the line above took effect
+        os._exit(1)
+
+
+def _child_main() -> None:
+    # From the server that started this process (WorkerProcess._spawn), on a private pipe.
+    url, settings, retention, pool_size, parent = pickle.load(sys.stdin.buffer)  # noqa: S301
+    _die_with_parent(parent)
+    logs.configure(settings.log_level)
+    # Ctrl-C reaches the whole process group: the server's shutdown stops this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.freeze()
+    asyncio.run(_run_child(url, settings, retention, pool_size, parent))
+
+
+async def _run_child(
+    url: str, settings: Settings, retention: Policy | None, pool_size: int, parent: int
+) -> None:
+    engine = make_engine(url, pool_size=pool_size)
+    worker = Worker(
+        url.replace("+asyncpg", "", 1),
+        make_sessionmaker(engine),
+        settings=settings,
+        retention=retention,
+    )
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, worker.stop)
+    orphaned = loop.create_task(_orphaned(parent))
+    sys.stdout.buffer.write(READY)
+    sys.stdout.flush()
+    # The server reads stdout only up to READY: anything printed later goes to stderr.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    try:
+        await worker.run()
+    finally:
+        orphaned.cancel()
+        await engine.dispose()
+
+
+async def _orphaned(parent: int) -> None:
+    """Belt and braces for PR_SET_PDEATHSIG (Linux only, and tied to the thread that
+    started this process): a worker whose server is gone ends as if killed with it."""
+    while os.getppid() == parent:  # noqa: ASYNC110 (nothing to wait on but a poll)
+        await asyncio.sleep(1.0)
+    log.error("worker: the server (pid %d) is gone; exiting", parent)
+    os._exit(1)
+
+
+if __name__ == "__main__":
+    _child_main()

@@ -1,4 +1,3 @@
-from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
@@ -45,31 +44,6 @@ class NotificationRead(BaseModel):
             seenAt=iso(n.seen_at),
             clickedAt=iso(n.clicked_at),
             state=state_of(n),
-        )
-
-    @classmethod
-    def of_row(cls, row: Sequence[Any]) -> "NotificationRead":
-        """Build from a row of `repository.ITEM_COLUMNS`, unvalidated: the database's types
-        are already the schema's, and the page is the hottest path Herald has."""
-        (nid, title, message, icon, url, data, blocks, created, seen, clicked, state) = row[:11]
-        category_id, category_identifier, category_name = row[11:14]
-        return cls.model_construct(
-            id=nid,
-            title=title,
-            message=message,
-            icon=icon,
-            url=url,
-            data=data,
-            category=CategoryRef.model_construct(
-                id=str(category_id), identifier=category_identifier, name=category_name
-            )
-            if category_id is not None
-            else None,
-            blocks=blocks or [],
-            createdAt=iso(created),
-            seenAt=iso(seen),
-            clickedAt=iso(clicked),
-            state=state or ("clicked" if clicked else "seen" if seen else "unread"),
         )
 
 

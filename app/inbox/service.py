@@ -10,15 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.categories import repository as categories_repository
 from app.errors import NotFound
-from app.inbox import events, repository
+from app.inbox import events, page_body, repository
 from app.inbox.repository import clicked, seen
-from app.inbox.schemas import (
-    InboxFilter,
-    InboxPage,
-    NotificationRead,
-    Pagination,
-    StateChange,
-)
+from app.inbox.schemas import InboxFilter, NotificationRead, StateChange
 from app.kit.timefmt import utcnow
 from app.users import repository as users_repository
 
@@ -47,14 +41,6 @@ async def deliver(
     return len(written)
 
 
-def _empty(page_no: int, limit: int) -> InboxPage:
-    return InboxPage(
-        unreadCount=0,
-        pagination=Pagination(totalCount=0, pageNo=page_no, limit=limit, totalPages=0),
-        data=[],
-    )
-
-
 async def page(
     session: AsyncSession,
     *,
@@ -65,8 +51,8 @@ async def page(
     state_filter: InboxFilter | None,
     category: str | None,
     tenant: str | None,
-) -> InboxPage:
-    """One inbox page with its counts.
+) -> bytes:
+    """One inbox page with its counts, as the response's JSON body (`page_body`).
 
     Without a category or tenant filter the counts come from the user's counters and the
     whole page is one statement. A category or tenant narrows to rows no counter tracks:
@@ -109,13 +95,11 @@ async def page(
         total = await repository.count(session, listed)
         unread = await repository.count(session, [*scope, *repository.unseen()])
         items = await repository.page_items(session, listed, offset=offset, limit=limit)
-    return InboxPage.model_construct(
-        unreadCount=unread,
-        pagination=Pagination.model_construct(
-            totalCount=total, pageNo=page_no, limit=limit, totalPages=-(-total // limit)
-        ),
-        data=[NotificationRead.of_row(row) for row in items],
-    )
+    return page_body.page(unread=unread, total=total, page_no=page_no, limit=limit, items=items)
+
+
+def _empty(page_no: int, limit: int) -> bytes:
+    return page_body.page(unread=0, total=0, page_no=page_no, limit=limit, items=())
 
 
 async def unread_count(session: AsyncSession, *, user_id: int) -> int:

@@ -194,11 +194,21 @@ async def test_a_worker_killed_mid_fan_out_is_finished_by_another_exactly_once(
 
 
 def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    # After "pid (comm) ", field 3 (state) is index 0: utime is field 14, stime field 15.
-    ticks = int(fields[11]) + int(fields[12])
+    """utime + stime of a process and of its live children (the worker process), from
+    /proc/<pid>/stat."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # After "pid (comm) ", field 3 (state) is index 0: ppid is field 4, utime field 14,
+        # stime field 15.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
