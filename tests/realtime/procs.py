@@ -20,7 +20,9 @@ def children(pid: int) -> set[int]:
     return {int(p) for p in text.split()}
 
 
-def wait_for_children(pid: int, count: int, *, other_than: set[int] = frozenset()) -> set[int]:
+def wait_for_children(
+    pid: int, count: int, *, other_than: frozenset[int] | set[int] = frozenset()
+) -> set[int]:
     """Wait until `pid` has `count` children, none of them in `other_than`; return them."""
     deadline = time.monotonic() + 30
     while True:
