@@ -48,11 +48,7 @@ async def test_events_cross_from_one_process_to_the_other(live_database_url: str
                 response = await other.post(f"/v3/notifications/{nid}/click", headers=user)
                 assert response.status_code == 200, response.text
                 assert await ann.wait_for("NOTIFICATION_READ") == {"id": nid}
-
-
-async def test_long_polling_is_refused_with_several_processes(live_database_url: str) -> None:
-    # A polling session's requests would land on either process; refuse it plainly.
-    with running_process(live_database_url, admin_token=ADMIN_TOKEN, args=TWO) as (base, _):
+        # A long-polling session's requests would land on either process: refused plainly.
         async with httpx.AsyncClient(base_url=base) as api:
             response = await api.get("/socket.io/", params={"EIO": "4", "transport": "polling"})
             assert response.status_code == 400, response.text
