@@ -24,6 +24,8 @@ from tests.realtime.procs import (
     through_process_with,
     wait_for_children,
 )
+from tests.sdk import node
+from tests.sdk import test_legacy_core as legacy
 
 TWO = ["--workers", "2"]
 
@@ -147,3 +149,29 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+@pytest.mark.node
+@pytest.mark.live
+def test_the_sdks_stay_live_with_two_processes(live_database_url: str) -> None:
+    """@engagespot/core 3.0.1 and 1.4.2, bundled unchanged: their REST calls land on either
+    process, their WebSocket on one, and every event still reaches them."""
+    js = node.prepare()
+    with running_process(live_database_url, admin_token=ADMIN_TOKEN, args=TWO) as (base, proc):
+        wait_for_children(proc.pid, 2)
+        creds = admin_app(base, ADMIN_TOKEN)
+        out = js.run(
+            "core_realtime",
+            node.config(base, creds, HERALD_USER_ID="rt-ann", HERALD_OTHER_USER_ID="rt-bob"),
+        )
+        assert out["failures"] == []
+        assert out["received"]["title"] == "realtime hello"
+        assert out["read"] == {"id": out["received"]["id"]}
+        assert out["deleted"] == {"id": out["received"]["id"]}
+        assert out["otherHeard"] == []
+        category_id = legacy.category(base, creds)
+        out = js.run(
+            "legacy_core_1.4.2",
+            node.config(base, creds, HERALD_USER_ID="legacy", HERALD_CATEGORY_ID=str(category_id)),
+        )
+        legacy.check_flow(out, category_id=category_id)
