@@ -33,6 +33,7 @@ RESTART_WINDOW = 60.0
 # The in-process queue worker finishes its jobs within 30 s (app/main.py); a little more.
 STOP_GRACE = 40
 PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -131,7 +132,7 @@ class Supervisor:
             # Taken since the check before start-up: the CLI says so as one line.
             log.error("cannot listen on %s:%d: %s", self.host, self.port, exc.strerror or exc)
             sys.exit(STARTUP_FAILED)
-        previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, self._stop) for sig in STOP_SIGNALS}
         signal.signal(signal.SIGALRM, self._kill)
         failed: str | None = None
         try:
@@ -173,12 +174,21 @@ class Supervisor:
         return None
 
     def _spawn(self, slot: int, sock: socket.socket) -> None:
+        if self.stopping:
+            return
+        # Blocked across the fork: the child must not run the parent's handlers (they would
+        # signal its siblings) before it has put back the defaults.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         pid = os.fork()
         if pid:
             self.children[pid] = slot
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             return
         code = 1
         try:
+            for sig in (*STOP_SIGNALS, signal.SIGALRM):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             code = _child(self.make_app, self.settings, sock, self.pid)
         except BaseException:
             log.exception("serving process %d failed", slot)
@@ -214,8 +224,6 @@ class ServerFailed(Exception):
 def _child(
     make_app: Callable[[], ASGIApp], settings: Settings, sock: socket.socket, parent: int
 ) -> int:
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
-        signal.signal(sig, signal.SIG_DFL)
     _die_with_parent(parent)
     host, port = sock.getsockname()[:2]
     server = uvicorn.Server(_config(make_app(), settings, host=host, port=port))

@@ -127,6 +127,8 @@ class Delivery:
     delivered: int
     seconds: float
     latencies: list[float]  # ms, sorted
+    herald_cpu: float  # seconds, all Herald processes, while sending and delivering
+    postgres_cpu: float
 
     def percentile(self, q: float) -> float:
         if not self.latencies:
@@ -180,8 +182,9 @@ def _run(opts: Options, server_url: str, command: str, started: datetime) -> Non
         ("NOTIFY", {}),
         ("Redis", {"HERALD_REDIS_URL": opts.redis_url, "HERALD_REDIS_CHANNEL": _channel()}),
     ):
-        with herald(url, args=["--workers", "2"], extra_env=env) as (base, _):
-            measured.deliveries.append(asyncio.run(_realtime(opts, base, keys, transport)))
+        with herald(url, args=["--workers", "2"], extra_env=env) as (base, proc):
+            delivery = _realtime(opts, base, keys, transport, Herald(proc.pid), url)
+            measured.deliveries.append(asyncio.run(delivery))
     measured.load_after = _loadavg()
     machine = asyncio.run(report.machine(plain(url)))
     text = markdown(opts, command, started, machine, measured)
@@ -279,8 +282,11 @@ async def _throughput(
         measured.figures.append(figure)
 
 
-async def _realtime(opts: Options, base: str, keys: Keys, transport: str) -> Delivery:
+async def _realtime(
+    opts: Options, base: str, keys: Keys, transport: str, server: Herald, url: str
+) -> Delivery:
     """Connect the sockets, send to them, and time each POST to its event."""
+    postgres = Processes(postmaster_pid=await postmaster_pid(plain(url)))
     arrived: dict[str, float] = {}
     got_all = asyncio.Event()
     clients: list[socketio.AsyncClient] = []
@@ -321,18 +327,23 @@ async def _realtime(opts: Options, base: str, keys: Keys, transport: str) -> Del
                     if response.status_code != 202:
                         raise RuntimeError(f"send: {response.status_code} {response.text}")
 
+            before_h, before_pg = sum(server.cpu().values()), postgres.cpu().postgres or 0.0
             first = time.perf_counter()
             await asyncio.gather(*(sender() for _ in range(opts.concurrency)))
             try:
                 await asyncio.wait_for(got_all.wait(), timeout=30)
             except TimeoutError:
                 progress(f"bench: {transport}: {len(arrived)} of {opts.events} events arrived")
+            spent_h = sum(server.cpu().values()) - before_h
+            spent_pg = (postgres.cpu().postgres or 0.0) - before_pg
     finally:
         for client in clients:
             await client.disconnect()
     last = max(arrived.values(), default=first)
     latencies = sorted((arrived[t] - sent[t]) * 1000 for t in arrived if t in sent)
-    return Delivery(transport, opts.events, len(arrived), last - first, latencies)
+    return Delivery(
+        transport, opts.events, len(arrived), last - first, latencies, spent_h, spent_pg
+    )
 
 
 def markdown(
@@ -355,18 +366,22 @@ def markdown(
         "each process with its in-process worker; wrk, Herald and PostgreSQL share the cores.",
         "",
         "| figure | processes | req/s | p50 ms | p99 ms | /health req/s | req/s ÷ /health "
-        "| CPU share (cores) during the runs |",
-        "|---|--:|--:|--:|--:|--:|--:|---|",
+        "| CPU share (cores) during the runs | CPU ms per request: Herald / postgres |",
+        "|---|--:|--:|--:|--:|--:|--:|---|---|",
     ]
     for fig in measured.figures:
         rate, health = fig.median("rate"), fig.median("rate", of_health=True)
         shares = ", ".join(
             f"{name} {seconds / fig.wall:.2f}" for name, seconds in fig.cpu.items() if fig.wall
         )
+        done = sum(r.requests for r in fig.runs) or 1
+        herald_ms = sum(v for k, v in fig.cpu.items() if k.startswith("herald")) * 1000 / done
+        postgres_ms = fig.cpu.get("postgres", 0.0) * 1000 / done
         lines.append(
             f"| {fig.name} | {fig.processes} | {rate:,.0f} | {fig.median('p50'):.2f} "
             f"| {fig.median('p99'):.2f} | {health:,.0f} "
-            f"| {rate / health if health else 0:.3f} | {shares} |"
+            f"| {rate / health if health else 0:.3f} | {shares} "
+            f"| {herald_ms:.2f} / {postgres_ms:.2f} |"
         )
     for name in dict.fromkeys(f.name for f in measured.figures):
         one = [f for f in measured.figures if f.name == name and f.processes == 1]
@@ -380,14 +395,17 @@ def markdown(
         f"in the bench process, {opts.events} 1-recipient sends to them at concurrency "
         f"{opts.concurrency}; latency from the start of each POST to its NEW_NOTIFICATION.",
         "",
-        "| transport | events delivered | events/s | p50 ms | p99 ms |",
-        "|---|--:|--:|--:|--:|",
+        "| transport | events delivered | events/s | p50 ms | p99 ms "
+        "| CPU ms per event: Herald / postgres |",
+        "|---|--:|--:|--:|--:|---|",
     ]
     for d in measured.deliveries:
         rate = d.delivered / d.seconds if d.seconds > 0 else 0.0
         lines.append(
             f"| {d.transport} | {d.delivered} of {d.sent} | {rate:,.0f} "
-            f"| {d.percentile(50):.1f} | {d.percentile(99):.1f} |"
+            f"| {d.percentile(50):.1f} | {d.percentile(99):.1f} "
+            f"| {d.herald_cpu * 1000 / max(1, d.delivered):.2f} "
+            f"/ {d.postgres_cpu * 1000 / max(1, d.delivered):.2f} |"
         )
     lines.append(MARK_END)
     return "\n".join(lines) + "\n"
