@@ -132,6 +132,13 @@ class Supervisor:
             # Taken since the check before start-up: the CLI says so as one line.
             log.error("cannot listen on %s:%d: %s", self.host, self.port, exc.strerror or exc)
             sys.exit(STARTUP_FAILED)
+        # uvicorn says "running on" only for a socket of its own; this is the one line here.
+        log.info(
+            "serving on %s:%d in %d processes (Ctrl-C to quit)",
+            self.host,
+            self.port,
+            self.settings.workers,
+        )
         previous = {sig: signal.signal(sig, self._stop) for sig in STOP_SIGNALS}
         signal.signal(signal.SIGALRM, self._kill)
         failed: str | None = None
