@@ -87,6 +87,25 @@ async def test_a_child_that_dies_is_reported_and_replaced(live_database_url: str
         assert proc.poll() is None
 
 
+def test_children_that_keep_dying_stop_the_server_with_exit_1(live_database_url: str) -> None:
+    with running_process(live_database_url, admin_token=ADMIN_TOKEN, args=TWO) as (_, proc):
+        kids = wait_for_children(proc.pid, 2)
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        data_dir = next(e for e in environ if e.startswith(b"HERALD_DATA_DIR=")).split(b"=", 1)[1]
+        dead: set[int] = set()
+        # Five deaths within a minute are replaced; the sixth stops the server.
+        for _ in range(5):
+            victim = min(kids)
+            os.kill(victim, signal.SIGKILL)
+            dead.add(victim)
+            kids = wait_for_children(proc.pid, 2, other_than=dead)
+        os.kill(min(kids), signal.SIGKILL)
+        assert proc.wait(timeout=60) == 1
+        log = (Path(data_dir.decode()) / "server.log").read_text()
+        assert "the 6th death within 60 s; stopping" in log, log[-3000:]
+        assert log.count("starting another") == 5, log[-3000:]
+
+
 def test_embedded_database_is_shared_by_the_children() -> None:
     data = Path(tempfile.mkdtemp(prefix="herald-procs-"))
     port = free_port()
