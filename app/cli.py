@@ -15,6 +15,7 @@ import asyncpg
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from sqlalchemy.exc import DBAPIError
+from starlette.types import ASGIApp
 
 from app import logs, runtime
 from app.apps import repository as apps_repository
@@ -30,7 +31,8 @@ from app.retention import command as retention_command
 from app.retention import service as retention_service
 from app.retention.service import Policy as RetentionPolicy
 from app.sends import history
-from app.server import run as run_server
+from app.server import ServerFailed
+from app.server import serve as serve_forever
 from app.worker import Worker
 
 Handler = Callable[[Settings, argparse.Namespace], None]
@@ -66,8 +68,10 @@ def open_secrets(settings: Settings, db: runtime.Database) -> Keyring:
         raise
 
 
-def serve(host: str | None, port: int | None, *, worker: bool) -> None:
+def serve(host: str | None, port: int | None, *, worker: bool, workers: int | None = None) -> None:
     settings = get_settings().model_copy(update={"worker": worker})
+    if workers is not None:
+        settings = settings.model_copy(update={"workers": workers})
     port_setting = "--port" if port else "HERALD_PORT"
     host = host or settings.host
     port = port or settings.port
@@ -75,6 +79,8 @@ def serve(host: str | None, port: int | None, *, worker: bool) -> None:
         preflight.data_dir(settings.data_dir)
     # Before any slow start-up work, and before the banner: a taken port is one line.
     preflight.port(host, port, setting=port_setting)
+    if settings.redis_url is not None:
+        preflight.redis(settings.redis_url)
     db = open_database(settings)
     try:
         ring = runtime.seal_app_secrets(settings, db.url)
@@ -83,12 +89,24 @@ def serve(host: str | None, port: int | None, *, worker: bool) -> None:
     except BaseException:
         db.stop()
         raise
-    _banner(host, port, db, token, first)
-    app = create_app(
-        settings, database_url=db.url, admin_token_sha256=token.sha256, on_shutdown=db.stop
-    )
+    _banner(host, port, db, token, first, settings.workers)
+    # One process: the app stops the embedded database as its last act. Several: they are
+    # forked after start-up, each makes its own app, and this process stops the database.
+    alone = settings.workers == 1
+
+    def make_app() -> ASGIApp:
+        app = create_app(
+            settings,
+            database_url=db.url,
+            admin_token_sha256=token.sha256,
+            on_shutdown=db.stop if alone else None,
+        )
+        return served(app)
+
     try:
-        run_server(served(app), settings, host=host, port=port)
+        serve_forever(make_app, settings, host=host, port=port)
+    except ServerFailed as exc:
+        raise CliError(str(exc)) from None
     except SystemExit as exc:
         if exc.code not in (0, None):
             # uvicorn logged why it gave up; when another process took the port after the
@@ -128,7 +146,12 @@ def run_worker(settings: Settings, *, concurrency: int) -> None:
 
 
 def _banner(
-    host: str, port: int, db: runtime.Database, token: runtime.AdminToken, first: App | None
+    host: str,
+    port: int,
+    db: runtime.Database,
+    token: runtime.AdminToken,
+    first: App | None,
+    workers: int = 1,
 ) -> None:
     # Human text on stdout, not a log line. It says "starting", not "running": uvicorn
     # binds the port after this, and logs "Uvicorn running on …" once it has.
@@ -145,6 +168,8 @@ def _banner(
         f"  Docs        {base}/docs",
         f"  Database    {where}",
     ]
+    if workers > 1:
+        lines.append(f"  Processes   {workers}, sharing the port")
     if token.from_env:
         lines.append("  Admin token from HERALD_ADMIN_TOKEN")
     elif token.created:
@@ -168,7 +193,7 @@ def _banner(
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
-    serve(args.host, args.port, worker=settings.worker and not args.no_worker)
+    serve(args.host, args.port, worker=settings.worker and not args.no_worker, workers=args.workers)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
@@ -295,6 +320,16 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(f"{exc} (got {text!r})") from None
 
 
+def _process_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to 64 (got {text!r})")
+    return count
+
+
 def _request_id(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
@@ -324,6 +359,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--no-worker", action="store_true", help="do not run a queue worker in this process"
+    )
+    p.add_argument(
+        "--workers",
+        type=_process_count,
+        help="processes serving the port, each with its own queue worker (default "
+        "HERALD_WORKERS, 1)",
+        metavar="N",
     )
     p.set_defaults(handler=_serve)
 

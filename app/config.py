@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError
 
 ENV_PREFIX = "HERALD_"
 # Settings whose value is never echoed in an error message.
-SECRET_SETTINGS = frozenset({"admin_token", "database_url"})
+SECRET_SETTINGS = frozenset({"admin_token", "database_url", "redis_url"})
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
 _HTTP_URL = re.compile(r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     max_recipients: Positive = 10_000
     inline_recipients: Positive = 1_000
     worker: bool = True
+    # `herald serve` processes sharing the port (app/server.py).
+    workers: int = Field(default=1, ge=1, le=64)
+    # Realtime events between processes through Redis instead of each one's LISTEN.
+    redis_url: str | None = None
+    redis_channel: str = Field(default="herald-realtime", min_length=1)
     db_pool_size: Positive = 10
     # How long a request waits for a pooled connection before it answers 503.
     db_pool_timeout: float = Field(default=30.0, gt=0)
@@ -206,6 +211,16 @@ class Settings(BaseSettings):
             raise ValueError("has an unescaped '@': write '@' in the password as %40")
         if not url.database:
             raise ValueError("names no database: add /<database> after the host")
+        return value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url(cls, value: object) -> object:
+        # Messages here never include the value: it may hold a password.
+        if value == "" or value is None:
+            return None
+        if not isinstance(value, str) or not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a URL like redis://host:6379/0")
         return value
 
     @field_validator("admin_token", mode="before")

@@ -164,6 +164,21 @@ def test_the_wheel_installs_itself_not_the_checkout(install: Install) -> None:
     assert str(ROOT / "app") not in path
 
 
+def test_the_wheel_brings_the_redis_client(install: Install) -> None:
+    # HERALD_REDIS_URL needs it; python-socketio does not depend on it by itself.
+    made = _run(
+        [
+            install.python,
+            "-c",
+            "import redis.asyncio, socketio.async_redis_manager as m;"
+            " assert m.aioredis is redis.asyncio; print('made')",
+        ],
+        cwd=install.cwd,
+        env=install.env,
+    )
+    assert made.strip() == "made", made
+
+
 @pytest.fixture
 def database() -> Iterator[str]:
     """A fresh database on the PostgreSQL server (not the embedded one), dropped afterwards."""

@@ -5,6 +5,7 @@ import errno
 import socket
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 from sqlalchemy import text
@@ -111,3 +112,29 @@ def _root(exc: BaseException) -> BaseException:
             break
         exc = inner
     return exc
+
+
+def redis(url: str) -> None:
+    """Reach HERALD_REDIS_URL before start-up: a wrong one is one line, not a silent realtime."""
+    # Imported here: only deployments that set the URL load the client.
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    shown = redact(url) or "the URL"
+
+    async def ping() -> None:
+        client = aioredis.Redis.from_url(
+            url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT
+        )
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(ping())
+    except (RedisError, OSError, ValueError) as exc:
+        parsed = urlsplit(url)
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        problem = scrub(problem, parsed.password)
+        raise ConfigError(f"HERALD_REDIS_URL: cannot connect to {shown}: {problem}") from None

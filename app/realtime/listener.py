@@ -31,6 +31,7 @@ class Listener:
         health_every: float = 5.0,
         on_state: Callable[[bool], None] | None = None,
         name: str = "herald-listen",
+        exclusive: str | None = None,
     ):
         self.dsn = dsn
         self.channel = channel
@@ -41,7 +42,11 @@ class Listener:
         self.on_state = on_state
         # The connection's application_name: operators (and tests) tell the listeners apart.
         self.name = name
+        # An advisory lock to hold while listening: only one process of all that share the
+        # database hears the channel; the others wait on the lock to take over.
+        self.exclusive = exclusive
         self.listening = asyncio.Event()
+        self._started = asyncio.Event()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -53,7 +58,7 @@ class Listener:
         # Start-up waits briefly so events sent right after boot are heard; a database
         # that is down does not block start-up, the loop keeps retrying.
         try:
-            await asyncio.wait_for(self.listening.wait(), timeout=10)
+            await asyncio.wait_for(self._started.wait(), timeout=10)
         except TimeoutError:
             log.warning("realtime: LISTEN not established yet; retrying in the background")
 
@@ -73,8 +78,11 @@ class Listener:
                 conn = await asyncpg.connect(
                     self.dsn, timeout=10, server_settings={"application_name": self.name}
                 )
+                if self.exclusive is not None:
+                    await self._take_turn(conn, self.exclusive)
                 await conn.add_listener(self.channel, self._on_notify)
                 self.listening.set()
+                self._started.set()
                 if self.on_state is not None:
                     self.on_state(True)
                 backoff = 0.2
@@ -94,6 +102,16 @@ class Listener:
                     conn.terminate()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    async def _take_turn(self, conn: asyncpg.Connection, key: str) -> None:
+        """Hold the session advisory lock `key`, waiting for it when another process has it.
+
+        The lock goes with the connection: when its holder's connection drops (the process
+        died, the database restarted), the next waiting process takes over."""
+        if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
+            log.info("realtime: another process listens on %s; standing by", self.channel)
+            self._started.set()
+            await conn.execute("SELECT pg_advisory_lock(hashtext($1))", key)
 
     async def _consume(self) -> None:
         while True:

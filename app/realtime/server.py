@@ -25,6 +25,8 @@ from app.users import repository as users_repository
 
 log = logging.getLogger("herald.realtime")
 NAMESPACE = "/"
+# The advisory lock whose holder relays NOTIFY to Redis (with HERALD_REDIS_URL).
+RELAY_LOCK = "herald.realtime.relay"
 
 
 # Events whose payload is loaded from the database before emitting.
@@ -72,6 +74,19 @@ class Realtime:
     def __init__(self, settings: Settings):
         self._keyring = keyring(settings)
         origins = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
+        more: dict[str, Any] = {}
+        if settings.workers > 1:
+            # A long-polling session is a series of requests that must all reach the process
+            # that holds it, and the processes share one port with no stickiness. Every
+            # @engagespot/core (1.x to 3.x) connects with the WebSocket transport alone.
+            more["transports"] = ["websocket"]
+        # With Redis, one process (whichever holds the relay lock) hears NOTIFY, loads each
+        # event once and publishes it; every process emits what Redis brings to its sockets.
+        self.redis = settings.redis_url is not None
+        if settings.redis_url is not None:
+            more["client_manager"] = socketio.AsyncRedisManager(
+                settings.redis_url, channel=settings.redis_channel
+            )
         self.sio = _Server(
             connect_timeout=settings.realtime_connect_timeout,
             async_mode="asgi",
@@ -80,6 +95,7 @@ class Realtime:
             engineio_logger=False,
             # A polling POST is a request body by another road.
             max_http_buffer_size=settings.max_body_bytes,
+            **more,
         )
         self.sio.on("connect", self._connect)
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
@@ -98,12 +114,26 @@ class Realtime:
         self._sessionmaker = sessionmaker
         self._reader_engine = make_engine(url, pool_size=2)
         self._reader = make_sessionmaker(self._reader_engine)
-        self.listener = Listener(url.replace("+asyncpg", "", 1), events.CHANNEL, self.dispatch)
+        if self.redis:
+            # Subscribed now, not at the first connect: a socket that connects is at once
+            # reachable from the relaying process.
+            self.sio.manager_initialized = True
+            self.sio.manager.initialize()
+        self.listener = Listener(
+            url.replace("+asyncpg", "", 1),
+            events.CHANNEL,
+            self.dispatch,
+            exclusive=RELAY_LOCK if self.redis else None,
+        )
         await self.listener.start()
 
     async def stop(self) -> None:
         if self.listener is not None:
             await self.listener.stop()
+        relay: asyncio.Task[None] | None = getattr(self.sio.manager, "thread", None)
+        if relay is not None:
+            relay.cancel()
+            await asyncio.gather(relay, return_exceptions=True)
         if self._reader_engine is not None:
             await self._reader_engine.dispose()
 
@@ -146,6 +176,8 @@ class Realtime:
         return len(self.sio.manager.rooms.get(NAMESPACE, {}).get(None, ()))
 
     def _local(self, user_id: int) -> bool:
+        if self.redis:
+            return True  # the relay emits for every process's sockets
         rooms = self.sio.manager.rooms.get(NAMESPACE, {})
         return bool(rooms.get(room(user_id)))
 
