@@ -47,6 +47,7 @@ import aiohttp
 import asyncpg
 
 from bench.server import (
+    SECRET_KEY,
     add_database_arguments,
     drop,
     free_port,
@@ -350,6 +351,7 @@ class Server:
             **os.environ,
             "HERALD_DATABASE_URL": database_url,
             "HERALD_ADMIN_TOKEN": self.token,
+            "HERALD_SECRET_KEY": SECRET_KEY,
             "HERALD_DATA_DIR": str(data_dir / "herald"),
             "HERALD_LOG_LEVEL": "warning",
             "HERALD_HOST": "127.0.0.1",

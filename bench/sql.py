@@ -18,11 +18,13 @@ from typing import Any
 
 import asyncpg
 import httpx
+from pydantic import SecretStr
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.main import create_app
+from bench.server import SECRET_KEY
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ async def record(url: str, requests: list[tuple[str, str, dict[str, str], Any]])
         admin_token=secrets.token_urlsafe(24),
         data_dir=Path(tempfile.mkdtemp(prefix="herald-bench-")),
         worker=False,  # no queue consumer in the bench process (ignored by apps without one)
+        secret_key=SecretStr(SECRET_KEY),  # opens the secrets of the bench's app
     )
     app = create_app(settings)
     out: list[Recorded] = []
@@ -100,6 +103,9 @@ def with_new_request(statements: list[Captured], request_id: uuid.UUID) -> list[
     fresh = uuid.uuid4()
 
     def swap(value: Any) -> Any:
+        # A grouped send passes its ids as arrays (one element per send of the group).
+        if isinstance(value, list | tuple):
+            return type(value)(swap(v) for v in value)
         if value == request_id:
             return fresh
         if value == str(request_id):

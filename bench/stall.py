@@ -22,11 +22,16 @@ from bench import wrk
 from bench.all import DATA_DIR, Figure, Measured, _app, _under_fanout, options
 from bench.load import Processes
 from bench.seed import BIG_USER
-from bench.server import beside, herald, plain, postmaster_pid
+from bench.server import SECRET_KEY, beside, herald, plain, postmaster_pid
 
 
 def _worker(url: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HERALD_DATABASE_URL": url, "HERALD_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "HERALD_DATABASE_URL": url,
+        "HERALD_LOG_LEVEL": "warning",
+        "HERALD_SECRET_KEY": SECRET_KEY,
+    }
     return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env)
 
 
