@@ -37,20 +37,18 @@ import asyncpg
 import httpx
 import socketio
 
-from app.embedded import EmbeddedPostgres
-from app.runtime import create_app_record, migrate
 from bench import report, wrk
 from bench.load import Processes
 from bench.seed import BIG_USER, Shape, check, finish, progress, rebuild_counters, seed
 from bench.server import (
-    KEYRING,
     asyncpg_url,
     drop,
     exclusive,
+    fresh_app_database,
     herald,
     plain,
+    postgres_server,
     postmaster_pid,
-    recreate,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,22 +164,16 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("bench.procs needs wrk (apt-get install wrk)")
     command = shlex.join(["python", "-m", "bench.procs", *(sys.argv[1:] if argv is None else argv)])
     started = datetime.now(UTC)
-    embedded = None if opts.database_url else EmbeddedPostgres(DATA_DIR)
-    server_url = opts.database_url or (embedded.start() if embedded else "")
-    try:
-        with exclusive(server_url, opts.database_name):
-            _run(opts, server_url, command, started)
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with (
+        postgres_server(opts.database_url, DATA_DIR) as server_url,
+        exclusive(server_url, opts.database_name),
+    ):
+        _run(opts, server_url, command, started)
 
 
 def _run(opts: Options, server_url: str, command: str, started: datetime) -> None:
     measured = Measured(load_before=_loadavg())
-    url = asyncio.run(recreate(server_url, opts.database_name))
-    progress(f"bench: fresh database {opts.database_name}; migrating and seeding")
-    migrate(url)
-    made = create_app_record(url, KEYRING, "bench")
+    url, made = fresh_app_database(server_url, opts.database_name)
     asyncio.run(_seed(url, made.id, opts.shape))
     keys = Keys(made.api_key, made.api_secret)
     for count in (1, 2):
