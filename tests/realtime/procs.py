@@ -1,6 +1,7 @@
 """Helpers for tests of `herald serve --workers N`: which child a connection reached, the
 children of a server, and a send made through a chosen child."""
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -45,18 +46,31 @@ async def sockets_here(api: httpx.AsyncClient) -> int:
 @asynccontextmanager
 async def through_process_with(base: str, sockets: int) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client whose one kept-alive connection reached a process holding `sockets`
-    socket.io clients (new connections land on the children as the kernel hashes them)."""
-    for _ in range(200):
-        api = httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=1))
+    socket.io clients.
+
+    Which child accepts a new connection is the kernel's choice, and a child just started
+    to replace another accepts nothing until its app is up: connections are opened a few at
+    a time, at once, until one lands where it should (or 30 s have passed)."""
+    deadline = time.monotonic() + 30
+    while True:
+        clients = [
+            httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=1))
+            for _ in range(4)
+        ]
         try:
-            if await sockets_here(api) == sockets:
+            found = await asyncio.gather(*(sockets_here(c) for c in clients))
+            if sockets in found:
+                api = clients[found.index(sockets)]
                 yield api
                 # Still the same connection, so still that process.
                 assert await sockets_here(api) == sockets
                 return
         finally:
-            await api.aclose()
-    raise AssertionError(f"no connection reached a process with {sockets} sockets")
+            await asyncio.gather(*(c.aclose() for c in clients))
+        assert time.monotonic() < deadline, (
+            f"no connection reached a process with {sockets} sockets"
+        )
+        await asyncio.sleep(0.1)
 
 
 async def send(api: httpx.AsyncClient, creds: Creds, user: str, title: str) -> None:
