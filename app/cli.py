@@ -45,13 +45,16 @@ def version() -> str:
         return "unknown"
 
 
-def open_database(settings: Settings) -> runtime.Database:
-    """Start (embedded) or reach the database and bring its schema up to date."""
+def open_database(settings: Settings, *, opens_secrets: bool = False) -> runtime.Database:
+    """Start (embedded) or reach the database and bring its schema up to date; with
+    `opens_secrets`, for a command that opens the apps' secrets, first make sure it has the key."""
     if settings.database_url is None:
         preflight.data_dir(settings.data_dir)
     db = runtime.database(settings)
     try:
         preflight.database(db.url)
+        if opens_secrets:  # before the migrations: a refused start changes nothing
+            runtime.require_secret_key(settings)
         runtime.migrate(db.url)
     except BaseException:
         db.stop()
@@ -81,7 +84,7 @@ def serve(host: str | None, port: int | None, *, worker: bool, workers: int | No
     preflight.port(host, port, setting=port_setting)
     if settings.redis_url is not None:
         preflight.redis(settings.redis_url)
-    db = open_database(settings)
+    db = open_database(settings, opens_secrets=True)
     try:
         ring = runtime.seal_app_secrets(settings, db.url)
         token = runtime.admin_token(settings, db.url)
@@ -119,7 +122,7 @@ def serve(host: str | None, port: int | None, *, worker: bool, workers: int | No
 
 def run_worker(settings: Settings, *, concurrency: int) -> None:
     """Consume the queue until SIGINT/SIGTERM, finishing the jobs in flight."""
-    db = open_database(settings)
+    db = open_database(settings, opens_secrets=True)
     # Web push opens the apps' VAPID keys: a wrong key is a start-up error here too.
     open_secrets(settings, db)
 
@@ -206,7 +209,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _apps_create(settings: Settings, args: argparse.Namespace) -> None:
-    db = open_database(settings)
+    db = open_database(settings, opens_secrets=True)
     ring = open_secrets(settings, db)
     try:
         app = runtime.create_app_record(db.url, ring, args.name)
@@ -216,7 +219,7 @@ def _apps_create(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _apps_list(settings: Settings, args: argparse.Namespace) -> None:
-    db = open_database(settings)
+    db = open_database(settings, opens_secrets=True)
     ring = open_secrets(settings, db)
     try:
         apps = commands.list_apps(db.url, ring)
@@ -248,7 +251,7 @@ def _apps_list(settings: Settings, args: argparse.Namespace) -> None:
 
 def _apps_rotate(settings: Settings, args: argparse.Namespace) -> None:
     grace = settings.secret_grace if args.grace is None else args.grace
-    db = open_database(settings)
+    db = open_database(settings, opens_secrets=True)
     ring = open_secrets(settings, db)
     try:
         app = commands.rotate_secret(db.url, ring, args.app_id, grace=grace)

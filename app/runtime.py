@@ -152,17 +152,24 @@ def _write_token(path: Path, token: str) -> None:
 SEAL_LOCK = "herald.seal_app_secrets"
 
 
-def seal_app_secrets(settings: Settings, url: str) -> Keyring:
-    """The keyring that opens the apps' secrets, after sealing any still in plaintext.
-
-    A missing key, or one that does not open what is stored, is one line and exit 78 here,
-    before the process serves anything: every app would fail to authenticate otherwise."""
+def require_secret_key(settings: Settings) -> Keyring:
+    """The keyring, or one line and exit 78 when there is no key to open the apps' secrets
+    (checked before anything touches the database)."""
     ring = keyring(settings)
     if ring.key is None:
         raise ConfigError(
             "HERALD_SECRET_KEY: required with HERALD_DATABASE_URL (at least 32 characters, "
             "the same on every Herald process): app API secrets are encrypted with it"
         )
+    return ring
+
+
+def seal_app_secrets(settings: Settings, url: str) -> Keyring:
+    """The keyring that opens the apps' secrets, after sealing any still in plaintext.
+
+    A missing key, or one that does not open what is stored, is one line and exit 78 here,
+    before the process serves anything: every app would fail to authenticate otherwise."""
+    ring = require_secret_key(settings)
     sealed = asyncio.run(_seal_app_secrets(url, ring))
     if sealed:
         log.info("sealed the secrets of %d app(s) stored in plaintext", sealed)

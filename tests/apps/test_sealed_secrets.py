@@ -146,8 +146,13 @@ def test_replicas_sealing_together_seal_each_row_once(before_sealing: str) -> No
 
 def test_a_wrong_or_missing_key_is_one_line_at_start(before_sealing: str) -> None:
     url = before_sealing
-    migrate(url)
     where = {"HERALD_DATABASE_URL": url, "HERALD_DATA_DIR": str(scratch_dir())}
+    # Refused before the migrations: a start without the key leaves the schema as it was.
+    refused = herald("serve", env=where)
+    assert refused.code == EX_CONFIG, refused.output
+    revision = asyncio.run(_fetch(url, "SELECT version_num FROM alembic_version"))
+    assert [r["version_num"] for r in revision] == ["0013_webpush"]
+    migrate(url)
     made = herald(
         "apps", "create", "--name", "a", env={**where, "HERALD_SECRET_KEY": TEST_SECRET_KEY}
     )
