@@ -423,7 +423,8 @@ def markdown(
         + (f"; seeded with SQL in {measured.seed_seconds:.0f} s" if measured.seed_seconds else ""),
         f"- Method: wrk, {opts.runs} runs of {opts.seconds:g} s per figure, each alternated with "
         "a /health run at the same connection count; medians. One `herald serve` process with "
-        "its in-process worker; wrk, the server and PostgreSQL share the machine's cores.",
+        "its queue worker (a child process, counted in wrk+other); wrk, the server and "
+        "PostgreSQL share the machine's cores.",
         "",
         "| figure | connections | req/s | p50 ms | p99 ms | /health req/s | /health p50 ms "
         "| /health p99 ms | req/s ÷ /health | p99 ÷ /health p99 "

@@ -7,7 +7,7 @@ or Redis.
 On a fresh database (an embedded PostgreSQL of its own in bench/data/procs/, or
 --database-url), seeded with SQL (`u0` owns --user-rows of --rows shared rows):
 
-1. for 1 and then 2 processes (`herald serve --workers N`, each with its in-process worker):
+1. for 1 and then 2 processes (`herald serve --workers N`, each with its queue worker):
    1-recipient sends and the inbox page of `u0`, with wrk at --connections, each run
    alternated with a run of GET /health at the same connection count (the median of --runs
    runs of --seconds), with the CPU share of each Herald process, PostgreSQL and wrk;
@@ -364,7 +364,8 @@ def markdown(
         f"- Data: `{BIG_USER}` owns {opts.shape.user_rows:,} of {opts.shape.rows:,} rows. "
         f"wrk at {opts.connections} connections, {opts.runs} runs of {opts.seconds:g} s per "
         "figure, each alternated with a /health run; medians. `herald serve --workers N`, "
-        "each process with its in-process worker; wrk, Herald and PostgreSQL share the cores.",
+        "each process with its queue worker (a child process); wrk, Herald and PostgreSQL share "
+        "the cores.",
         "",
         "| figure | processes | req/s | p50 ms | p99 ms | /health req/s | req/s ÷ /health "
         "| CPU share (cores) during the runs | CPU ms per request: Herald / postgres |",
