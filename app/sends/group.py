@@ -25,8 +25,10 @@ from app.faults import fault_of
 from app.inbox import events
 from app.sends import repository
 
-# Sends per transaction: bounds a group's statement and the wait of the sends behind it.
+# Sends per transaction, and inbox rows: bound a group's statements and the wait of the
+# sends behind it (a group of large sends gains little from sharing a commit).
 MOST = 256
+MOST_ROWS = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,13 @@ class GroupCommit:
 
     async def _drain(self) -> None:
         while self._waiting:
-            group, self._waiting = self._waiting[:MOST], self._waiting[MOST:]
+            taken, rows = 0, 0
+            for send, _ in self._waiting[:MOST]:
+                if taken and rows + len(send.identifiers) > MOST_ROWS:
+                    break
+                taken += 1
+                rows += len(send.identifiers)
+            group, self._waiting = self._waiting[:taken], self._waiting[taken:]
             await self._run(group)
 
     async def _run(self, group: list[tuple[Send, asyncio.Future[None]]]) -> None:
