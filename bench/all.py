@@ -47,6 +47,7 @@ from bench.seed import (
     seed_topic,
 )
 from bench.server import (
+    AppKeys,
     app_keys,
     beside,
     drop,
@@ -202,16 +203,10 @@ async def _seed(url: str, app_id: int, opts: Options) -> float:
     return time.perf_counter() - started
 
 
-@dataclass(frozen=True)
-class AppKeys:
-    api_key: str
-    api_secret: str
-
-
 async def _app(url: str) -> AppKeys:
     keys = await app_keys(url)
     assert keys is not None, "the bench database has no app 'bench'"
-    return AppKeys(*keys)
+    return keys
 
 
 def _uptime() -> str:

@@ -41,6 +41,7 @@ from bench import report, wrk
 from bench.load import Processes
 from bench.seed import BIG_USER, Shape, check, finish, progress, rebuild_counters, seed
 from bench.server import (
+    AppKeys,
     asyncpg_url,
     drop,
     exclusive,
@@ -152,12 +153,6 @@ class Measured:
     load_after: str = ""
 
 
-@dataclass(frozen=True)
-class Keys:
-    api_key: str
-    api_secret: str
-
-
 def main(argv: list[str] | None = None) -> None:
     opts = options(argv)
     if not wrk.available():
@@ -175,7 +170,7 @@ def _run(opts: Options, server_url: str, command: str, started: datetime) -> Non
     measured = Measured(load_before=_loadavg())
     url, made = fresh_app_database(server_url, opts.database_name)
     asyncio.run(_seed(url, made.id, opts.shape))
-    keys = Keys(made.api_key, made.api_secret)
+    keys = AppKeys(made.api_key, made.api_secret)
     for count in (1, 2):
         with herald(url, args=["--workers", str(count)]) as (base, proc):
             asyncio.run(_throughput(opts, url, base, proc.pid, count, keys, measured))
@@ -230,7 +225,7 @@ class Herald:
 
 
 async def _throughput(
-    opts: Options, url: str, base: str, parent: int, count: int, keys: Keys, measured: Measured
+    opts: Options, url: str, base: str, parent: int, count: int, keys: AppKeys, measured: Measured
 ) -> None:
     postgres = Processes(postmaster_pid=await postmaster_pid(plain(url)))
     server = Herald(parent)
@@ -284,7 +279,7 @@ async def _throughput(
 
 
 async def _realtime(
-    opts: Options, base: str, keys: Keys, transport: str, server: Herald, url: str
+    opts: Options, base: str, keys: AppKeys, transport: str, server: Herald, url: str
 ) -> Delivery:
     """Connect the sockets, send to them, and time each POST to its event."""
     postgres = Processes(postmaster_pid=await postmaster_pid(plain(url)))

@@ -149,7 +149,7 @@ async def _keys(url: str) -> tuple[str, str]:
     keys = await app_keys(url)
     if keys is None:
         raise SystemExit("no bench database: run `python -m bench.all --keep` first")
-    return keys
+    return keys.api_key, keys.api_secret
 
 
 async def _profile(args: argparse.Namespace, base: str, pid: int, key: str, secret: str) -> str:

@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -33,7 +34,13 @@ SECRET_KEY = "herald-bench-secret-key-not-for-production"
 KEYRING = from_secret(SECRET_KEY)
 
 
-async def app_keys(url: str, name: str = "bench") -> tuple[str, str] | None:
+@dataclass(frozen=True)
+class AppKeys:
+    api_key: str
+    api_secret: str  # opened: as a backend sends it
+
+
+async def app_keys(url: str, name: str = "bench") -> AppKeys | None:
     """The API key and the opened secret of app `name` in the database at `url`."""
     conn = await asyncpg.connect(plain(url))
     try:
@@ -43,7 +50,7 @@ async def app_keys(url: str, name: str = "bench") -> tuple[str, str] | None:
     if row is None:
         return None
     api_key = str(row["api_key"])
-    return api_key, open_value(KEYRING, api_key, str(row["api_secret"]))
+    return AppKeys(api_key, open_value(KEYRING, api_key, str(row["api_secret"])))
 
 
 def add_database_arguments(

@@ -19,10 +19,10 @@ import asyncpg
 
 from app.embedded import EmbeddedPostgres
 from bench import wrk
-from bench.all import DATA_DIR, Figure, Measured, _app, _under_fanout, options
+from bench.all import DATA_DIR, Figure, Measured, Options, _app, _under_fanout, options
 from bench.load import Processes
 from bench.seed import BIG_USER
-from bench.server import SECRET_KEY, beside, herald, plain, postmaster_pid
+from bench.server import SECRET_KEY, AppKeys, beside, herald, plain, postmaster_pid
 
 
 def _worker(url: str) -> subprocess.Popen[bytes]:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             embedded.stop()
 
 
-async def _pages(opts, url: str, base: str, pid: int, app, c: int) -> None:  # type: ignore[no-untyped-def]
+async def _pages(opts: Options, url: str, base: str, pid: int, app: AppKeys, c: int) -> None:
     processes = Processes(server_pid=pid, postmaster_pid=await postmaster_pid(plain(url)))
     user = {"X-ENGAGESPOT-API-KEY": app.api_key, "X-ENGAGESPOT-USER-ID": BIG_USER}
     figures: dict[str, list[wrk.Run]] = {"/health": [], "inbox u0": []}
@@ -112,7 +112,7 @@ async def _pages(opts, url: str, base: str, pid: int, app, c: int) -> None:  # t
             )
 
 
-async def _measure(opts, url: str, base: str, pid: int, app) -> None:  # type: ignore[no-untyped-def]
+async def _measure(opts: Options, url: str, base: str, pid: int, app: AppKeys) -> None:
     dsn = plain(url)
     processes = Processes(server_pid=pid, postmaster_pid=await postmaster_pid(dsn))
     backend = {"X-ENGAGESPOT-API-KEY": app.api_key, "X-ENGAGESPOT-API-SECRET": app.api_secret}
