@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -46,7 +48,11 @@ def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30.0) ->
     engine = create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # No overflow: an overflow connection is closed as it returns to a full pool, so
+        # under a steady load past the pool size nearly every request opened one, a
+        # backend start for PostgreSQL (a third of its CPU per inbox page at 32
+        # connections). Past the pool, a request waits for a connection instead.
+        max_overflow=0,
         # How long a request waits for a pooled connection before it answers 503.
         pool_timeout=pool_timeout,
         # Bounded so a wedged database yields errors instead of hung requests.
@@ -141,13 +147,12 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 MIGRATION_LOCK = 0x4845_5241_4C44  # "HERALD"
 
 
-async def _read_only(request: Request) -> AsyncIterator[AsyncSession]:
-    """get_session for routes that only read: the statements run without BEGIN and COMMIT.
+@asynccontextmanager
+async def read_only(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for reads only: its statements run without BEGIN and COMMIT.
 
     Each statement sees its own snapshot, as under READ COMMITTED anyway, and two round
-    trips per request go. One dependency, not one on top of get_session: FastAPI's solving
-    of each dependency is a measurable part of an inbox page (bench/RESULTS.md)."""
-    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    trips per request go."""
     async with maker() as session:
         try:
             if isinstance(session.bind, AsyncEngine):  # tests bind one outer transaction
@@ -160,6 +165,29 @@ async def _read_only(request: Request) -> AsyncIterator[AsyncSession]:
         # transaction state SQLAlchemy keeps; its commit path was work per page for nothing.
 
 
-# scope="function", as SessionDep. Auth dependencies that read declare it themselves, so the
-# connection is set up before their own query (on an app cache miss) and shared with the route.
-ReadSessionDep = Annotated[AsyncSession, Depends(_read_only, scope="function")]
+@asynccontextmanager
+async def reading(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[asyncpg.Connection]:
+    """The driver's connection under a pooled one, for the one statement of a hot read.
+
+    Neither a session nor SQLAlchemy's statement path: on the inbox page, creating and
+    closing a session, then the execution context and the cursor adapter, cost the server
+    more than PostgreSQL spent on the statement. Out of any transaction (SQLAlchemy begins
+    one only for its own statements), so no BEGIN or ROLLBACK goes with it. The connection
+    is held while the block runs, not for the whole request, so requests waiting for the
+    event loop do not hold the pool. A connection found dead is discarded, as the engine's
+    handle_error hook does for SQLAlchemy's statements; the error itself answers 503."""
+    bind = maker.kw.get("bind")
+    if isinstance(bind, AsyncConnection):  # tests bind one outer transaction
+        raw = await bind.get_raw_connection()
+        yield raw.driver_connection
+        return
+    if not isinstance(bind, AsyncEngine):
+        raise TypeError(f"a sessionmaker bound to {bind!r}")
+    async with bind.connect() as connection:
+        raw = await connection.get_raw_connection()
+        try:
+            yield raw.driver_connection
+        except BaseException as exc:
+            if disconnected(exc):
+                await connection.invalidate(exc if isinstance(exc, Exception) else None)
+            raise

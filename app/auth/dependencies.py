@@ -16,7 +16,7 @@ from app.apps.credentials import accepts_secret
 from app.apps.models import App
 from app.auth import admin_token, tokens
 from app.auth.principal import Principal, UserPrincipal, Via
-from app.db import ReadSessionDep, SessionDep
+from app.db import SessionDep
 from app.errors import NO_AUTH, BadRequest, Unauthorized
 from app.keyring import Keyring
 from app.kit.secrets import same
@@ -176,7 +176,11 @@ async def authenticate(
         return await _from_token(session, creds, keyring, apps)
     if creds.api_key is None:
         raise Unauthorized(NO_AUTH)
-    app = await _app_by_key(session, creds.api_key, keyring, apps)
+    return _by_key(await _app_by_key(session, creds.api_key, keyring, apps), creds)
+
+
+def _by_key(app: App | None, creds: Credentials) -> Principal:
+    """`authenticate` once the API key's app is read (None: no such app)."""
     if app is None:
         raise Unauthorized("Invalid API key")
     if creds.api_secret is not None:
@@ -275,7 +279,11 @@ async def inbox_actor(
     request: Request, session: SessionDep, creds: CredentialsDep, apps: AppCacheDep
 ) -> Principal:
     """A user, or a backend acting on any notification of its app (as @engagespot/node does)."""
-    principal = await authenticate(session, creds, apps.keyring, apps=apps)
+    return _hinted(request, await authenticate(session, creds, apps.keyring, apps=apps))
+
+
+def _hinted(request: Request, principal: Principal) -> Principal:
+    """A backend's principal for the user its `userIdentifier` query parameter names."""
     if principal.is_backend and principal.user_identifier is None:
         hinted = present(request.query_params.get("userIdentifier"))
         if hinted is not None:
@@ -330,16 +338,23 @@ async def inbox_user(principal: Annotated[Principal, Depends(inbox_actor)]) -> U
     )
 
 
-async def inbox_reader(request: Request, session: ReadSessionDep) -> UserPrincipal:
-    """inbox_user for the inbox's reads, as one dependency on the read-only session.
+async def inbox_reader(request: Request) -> UserPrincipal:
+    """inbox_user for the inbox's reads, as one dependency, with no session when the app
+    cache has the app (the usual case), as for `sender`.
 
     inbox_user is nine dependencies (five of them the security schemes /docs shows), and
     FastAPI's solving of each cost more CPU per inbox page than its statement did. This one
     reads the same headers (credentials_of) and runs the same checks, by calling them:
     ACCEPTS documents it as inbox_user."""
     creds = credentials_of(request.headers)
-    principal = await inbox_actor(request, session, creds, request.app.state.app_cache)
-    return await inbox_user(principal)
+    apps: AppCache = request.app.state.app_cache
+    cached = apps.get(creds.api_key) if creds.token is None and creds.api_key else None
+    if cached is not None:
+        principal = _by_key(cached, creds)
+    else:
+        async with request.app.state.sessionmaker() as session:
+            principal = await authenticate(session, creds, apps.keyring, apps=apps)
+    return await inbox_user(_hinted(request, principal))
 
 
 async def admin(

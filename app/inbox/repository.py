@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     ColumnElement,
-    Select,
     bindparam,
     case,
     delete,
@@ -16,11 +16,9 @@ from sqlalchemy import (
     literal,
     select,
     text,
-    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -128,76 +126,90 @@ ITEM_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Listing:
-    user_id: int
-    counts: Counts
-    items: Sequence[Sequence[Any]]
-
-
-def _listing_statement(state_filter: str | None) -> Select[Any]:
-    page_rows = (
-        select(*ITEM_COLUMNS)
-        .outerjoin(Category, Category.id == Notification.category_id)
-        .where(*inbox(User.id, state_filter=state_filter))
-        .order_by(Notification.id.desc())
-        .offset(bindparam("offset"))
-        .limit(bindparam("limit"))
-        .lateral("page")
-    )
-    return (
-        select(
-            User.id,
-            InboxCounter.total,
-            InboxCounter.unseen,
-            InboxCounter.unclicked,
-            InboxCounter.interacted,
-            *(page_rows.c[c.key] for c in ITEM_COLUMNS),
-        )
-        .select_from(User)
-        .outerjoin(InboxCounter, InboxCounter.user_id == User.id)
-        .outerjoin(page_rows, true())
-        .where(User.app_id == bindparam("app_id"), User.identifier == bindparam("identifier"))
-        .order_by(page_rows.c.id.desc())
-    )
-
-
-# Built and compiled once: composing the statement per request cost more than running it,
-# and SQLAlchemy's statement path (cache key, parameter processing) a fifth of the page's
-# CPU. exec_driver_sql skips both yet still fires the engine's events (bench.inbox's SQL
-# recording, any instrumentation); the driver prepares the text once per connection.
-_LISTINGS = {f: _listing_statement(f) for f in (None, "unread", "read", "interacted")}
-_COMPILED = {
-    f: _listing.compile(dialect=asyncpg_dialect.dialect())  # type: ignore[no-untyped-call]
-    for f, _listing in _LISTINGS.items()
+# The page's JSON, written by PostgreSQL: the user, their counters and one page of their
+# inbox in one statement that returns the response body. Decoding fifteen rows of eighteen
+# columns (two of them JSON) and writing them out again cost the server more CPU than the
+# rest of the request; json_build_object does it in C, beside the rows. The fields, their
+# order and their values are NotificationRead's and InboxPage's; tests/inbox/test_page_body.py
+# holds every page shape to the models. The WHERE clauses are `inbox`'s and the totals
+# `Counts.listed`'s, spelled in SQL: the page is a range read of ix_notifications_inbox and
+# the counts a primary-key lookup, whatever the inbox size.
+_ISO = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+_PAGE_FILTERS = {
+    None: ("", "coalesce(c.total, 0)"),
+    "unread": ("AND n.clicked_at IS NULL", "coalesce(c.unclicked, 0)"),
+    "read": ("AND n.clicked_at IS NOT NULL", "coalesce(c.total, 0) - coalesce(c.unclicked, 0)"),
+    "interacted": ("AND n.interacted_at IS NOT NULL", "coalesce(c.interacted, 0)"),
 }
-_LISTING_SQL = {f: (str(c), tuple(c.positiontup or ())) for f, c in _COMPILED.items()}
+_PAGE_SQL = """
+SELECT convert_to(json_build_object(
+    'unreadCount', coalesce(c.unseen, 0),
+    'pagination', json_build_object(
+        'totalCount', t.total,
+        'pageNo', $3::bigint,
+        'limit', $4::bigint,
+        'totalPages', (t.total + $4::bigint - 1) / $4::bigint
+    ),
+    'data', coalesce(p.items, '[]'::json)
+)::text, 'UTF8')
+FROM users u
+LEFT JOIN inbox_counters c ON c.user_id = u.id
+CROSS JOIN LATERAL (SELECT {total} AS total) t
+LEFT JOIN LATERAL (
+    SELECT json_agg(json_build_object(
+        'id', n.id,
+        'title', n.title,
+        'message', n.message,
+        'icon', n.icon,
+        'url', n.url,
+        'data', n.data,
+        'category', CASE WHEN k.id IS NULL THEN NULL ELSE json_build_object(
+            'id', k.id::text, 'identifier', k.identifier, 'name', k.name) END,
+        'blocks', coalesce(nullif(n.blocks, 'null'::jsonb), '[]'::jsonb),
+        'createdAt', {created},
+        'seenAt', {seen},
+        'clickedAt', {clicked},
+        'state', coalesce(nullif(n.state, ''), CASE
+            WHEN n.clicked_at IS NOT NULL THEN 'clicked'
+            WHEN n.seen_at IS NOT NULL THEN 'seen'
+            ELSE 'unread' END)
+    ) ORDER BY n.id DESC) AS items
+    FROM (
+        SELECT * FROM notifications n
+        WHERE n.user_id = u.id AND n.deleted_at IS NULL {where}
+        ORDER BY n.id DESC OFFSET $5 LIMIT $4
+    ) n
+    LEFT JOIN categories k ON k.id = n.category_id
+) p ON true
+WHERE u.app_id = $1 AND u.identifier = $2
+"""
+_PAGE_SQLS = {
+    f: _PAGE_SQL.format(
+        total=total,
+        where=where,
+        created=_ISO.format("n.created_at"),
+        seen=_ISO.format("n.seen_at"),
+        clicked=_ISO.format("n.clicked_at"),
+    )
+    for f, (where, total) in _PAGE_FILTERS.items()
+}
 
 
-async def listing(
-    session: AsyncSession,
+async def page_json(
+    connection: asyncpg.Connection,
     *,
     app_id: int,
     identifier: str,
     state_filter: str | None,
-    offset: int,
+    page_no: int,
     limit: int,
-) -> Listing | None:
-    """The user, their counters and one page of their inbox, in one statement.
-
-    The page is an index range read of the user's newest rows (ix_notifications_inbox) and
-    the counts one primary-key lookup, whatever the inbox size. None: no such user."""
-    sql, names = _LISTING_SQL[state_filter]
-    values = {"app_id": app_id, "identifier": identifier, "offset": offset, "limit": limit}
-    connection = await session.connection()
-    result = await connection.exec_driver_sql(sql, tuple(values[name] for name in names))
-    rows: list[Sequence[Any]] = list(result.all())
-    if not rows:
-        return None
-    first = rows[0]
-    found = Counts(*(int(v or 0) for v in first[1:5]))
-    items = [row[5:] for row in rows if row[5] is not None]
-    return Listing(user_id=int(first[0]), counts=found, items=items)
+) -> bytes | None:
+    """One page of the user's inbox with its counts, as the response body; None: no such
+    user. On the driver's connection (db.reading), which prepares the text once."""
+    body: bytes | None = await connection.fetchval(
+        _PAGE_SQLS[state_filter], app_id, identifier, page_no, limit, (page_no - 1) * limit
+    )
+    return body
 
 
 async def page_items(

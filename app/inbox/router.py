@@ -5,7 +5,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from app.auth.dependencies import InboxActor, InboxReader, InboxUser, PushClicker
-from app.db import ReadSessionDep, SessionDep
+from app.db import SessionDep
 from app.inbox import service
 from app.inbox.legacy import legacy_item, reads_item_under_data
 from app.inbox.schemas import Done, InboxFilter, InboxPage, NotificationRead, StateChange
@@ -33,7 +33,7 @@ Optional255 = Annotated[str | None, Query(max_length=255)]
 
 @router.get("/notifications", response_model=InboxPage)
 async def list_notifications(
-    session: ReadSessionDep,
+    request: Request,
     principal: InboxReader,
     page_no: PageNo = 1,
     limit: Limit = 15,
@@ -49,7 +49,7 @@ async def list_notifications(
     # The body comes ready-made (page_body): FastAPI sends a Response as it is, so the page
     # pays for no model validation or serialisation; response_model still documents it.
     body = await service.page(
-        session,
+        request.app.state.sessionmaker,
         app_id=principal.app.id,
         identifier=principal.user_identifier,
         page_no=page_no,

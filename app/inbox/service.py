@@ -5,8 +5,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import db
 from app.auth.principal import Principal
 from app.categories import repository as categories_repository
 from app.errors import NotFound
@@ -42,6 +43,51 @@ async def deliver(
 
 
 async def page(
+    maker: async_sessionmaker[AsyncSession],
+    *,
+    app_id: int,
+    identifier: str,
+    page_no: int,
+    limit: int,
+    state_filter: InboxFilter | None,
+    category: str | None,
+    tenant: str | None,
+) -> bytes:
+    """One inbox page with its counts, as the response's JSON body.
+
+    Without a category or tenant filter the counts come from the user's counters, and the
+    whole page, body included, is one statement (`repository.page_json`) on a connection
+    held only while it runs. A category or tenant narrows to rows no counter tracks: then
+    both counts are exact index scans over the user's rows in that category or tenant
+    (ix_notifications_inbox_category, ix_notifications_inbox_tenant), which cost what that
+    slice holds, and `page_body` writes the page."""
+    # An empty filter value (`?tenantIdentifier=`) means no filter, as for `category`.
+    tenant = tenant or None
+    if not category and tenant is None:
+        async with db.reading(maker) as connection:
+            body = await repository.page_json(
+                connection,
+                app_id=app_id,
+                identifier=identifier,
+                state_filter=state_filter,
+                page_no=page_no,
+                limit=limit,
+            )
+        return body if body is not None else _empty(page_no, limit)
+    async with db.read_only(maker) as session:
+        return await _filtered_page(
+            session,
+            app_id=app_id,
+            identifier=identifier,
+            page_no=page_no,
+            limit=limit,
+            state_filter=state_filter,
+            category=category,
+            tenant=tenant,
+        )
+
+
+async def _filtered_page(
     session: AsyncSession,
     *,
     app_id: int,
@@ -52,49 +98,22 @@ async def page(
     category: str | None,
     tenant: str | None,
 ) -> bytes:
-    """One inbox page with its counts, as the response's JSON body (`page_body`).
-
-    Without a category or tenant filter the counts come from the user's counters and the
-    whole page is one statement. A category or tenant narrows to rows no counter tracks:
-    then both counts are exact index scans over the user's rows in that category or tenant
-    (ix_notifications_inbox_category, ix_notifications_inbox_tenant), which cost what that
-    slice holds."""
-    offset = (page_no - 1) * limit
-    # An empty filter value (`?tenantIdentifier=`) means no filter, as for `category`.
-    tenant = tenant or None
-    if not category and tenant is None:
-        found = await repository.listing(
-            session,
-            app_id=app_id,
-            identifier=identifier,
-            state_filter=state_filter,
-            offset=offset,
-            limit=limit,
-        )
-        if found is None:
+    user_id = await users_repository.id_of(session, app_id, identifier)
+    if user_id is None:
+        return _empty(page_no, limit)
+    category_id: int | None = None
+    if category:
+        in_category = await categories_repository.by_identifier(session, app_id, category)
+        if in_category is None:
             return _empty(page_no, limit)
-        total, unread, items = (
-            found.counts.listed(state_filter),
-            found.counts.unseen,
-            found.items,
-        )
-    else:
-        user_id = await users_repository.id_of(session, app_id, identifier)
-        if user_id is None:
-            return _empty(page_no, limit)
-        category_id: int | None = None
-        if category:
-            in_category = await categories_repository.by_identifier(session, app_id, category)
-            if in_category is None:
-                return _empty(page_no, limit)
-            category_id = in_category.id
-        scope = repository.inbox(user_id, category_id=category_id, tenant=tenant)
-        listed = repository.inbox(
-            user_id, category_id=category_id, tenant=tenant, state_filter=state_filter
-        )
-        total = await repository.count(session, listed)
-        unread = await repository.count(session, [*scope, *repository.unseen()])
-        items = await repository.page_items(session, listed, offset=offset, limit=limit)
+        category_id = in_category.id
+    scope = repository.inbox(user_id, category_id=category_id, tenant=tenant)
+    listed = repository.inbox(
+        user_id, category_id=category_id, tenant=tenant, state_filter=state_filter
+    )
+    total = await repository.count(session, listed)
+    unread = await repository.count(session, [*scope, *repository.unseen()])
+    items = await repository.page_items(session, listed, offset=(page_no - 1) * limit, limit=limit)
     return page_body.page(unread=unread, total=total, page_no=page_no, limit=limit, items=items)
 
 
