@@ -176,18 +176,42 @@ async def reading(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[asyn
     is held while the block runs, not for the whole request, so requests waiting for the
     event loop do not hold the pool. A connection found dead is discarded, as the engine's
     handle_error hook does for SQLAlchemy's statements; the error itself answers 503."""
+    async with _driver(maker, transaction=False) as connection:
+        yield connection
+
+
+@asynccontextmanager
+async def writing(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[asyncpg.Connection]:
+    """`reading` for a few hot writes: the driver's connection in a transaction of its own,
+    committed when the block ends, rolled back when it raises."""
+    async with _driver(maker, transaction=True) as connection:
+        yield connection
+
+
+@asynccontextmanager
+async def _driver(
+    maker: async_sessionmaker[AsyncSession], *, transaction: bool
+) -> AsyncIterator[asyncpg.Connection]:
     bind = maker.kw.get("bind")
-    if isinstance(bind, AsyncConnection):  # tests bind one outer transaction
-        raw = await bind.get_raw_connection()
-        yield raw.driver_connection
+    if isinstance(bind, AsyncConnection):
+        # Tests bind one outer transaction. A savepoint, made by SQLAlchemy so that it
+        # nests with the sessions' own, keeps a failed statement from aborting it.
+        async with bind.begin_nested():
+            raw = await bind.get_raw_connection()
+            yield raw.driver_connection
         return
     if not isinstance(bind, AsyncEngine):
         raise TypeError(f"a sessionmaker bound to {bind!r}")
-    async with bind.connect() as connection:
-        raw = await connection.get_raw_connection()
+    async with bind.connect() as pooled:
+        raw = await pooled.get_raw_connection()
+        connection: asyncpg.Connection = raw.driver_connection
         try:
-            yield raw.driver_connection
+            if transaction:
+                async with connection.transaction():
+                    yield connection
+            else:
+                yield connection
         except BaseException as exc:
             if disconnected(exc):
-                await connection.invalidate(exc if isinstance(exc, Exception) else None)
+                await pooled.invalidate(exc if isinstance(exc, Exception) else None)
             raise

@@ -226,7 +226,10 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     """Answer a database failure here, inside the app, so the access log sees the status and
     the client's keep-alive connection stays usable (an exception that escapes the app is
     logged again by the server, which then closes the connection)."""
-    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _NUL_STATES:
+    # SQLAlchemy wraps the driver's error; the hot paths on the driver's connection
+    # (db.reading, db.writing) raise it as it is.
+    driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
+    if getattr(driver_error, "sqlstate", None) in _NUL_STATES:
         return error_response([NUL_REFUSED], 400)
     fault = fault_of(exc)
     if fault is None:

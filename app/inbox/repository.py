@@ -393,16 +393,21 @@ async def purge(
         conditions.append(Notification.app_id == app_id)
     # Oldest first through ix_notifications_created_at: imported history (old dates, new
     # ids) is found as fast as rows that aged in place.
+    # MATERIALIZED: as a plain subquery the planner may run the batch again for each row
+    # it joins, and with SKIP LOCKED each run can pick other rows: a batch of 3 deleted 5,
+    # and the caller, told "not 3", stopped with old rows left.
     batch = (
         select(Notification.id)
         .where(*conditions)
         .order_by(Notification.created_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
+        .cte("batch")
+        .prefix_with("MATERIALIZED")
     )
     result = await session.execute(
         delete(Notification)
-        .where(Notification.id.in_(batch.scalar_subquery()))
+        .where(Notification.id.in_(select(batch.c.id)))
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -38,39 +38,42 @@ _OLD_REQUESTS = text(
 _DELETE_REQUESTS = text(
     "DELETE FROM notification_requests WHERE id = ANY(:ids) AND status = ANY(:final)"
 )
+# Each batch is a MATERIALIZED CTE: as a plain subquery the planner may run it again per
+# joined row, and with SKIP LOCKED each run can pick other rows, so a batch could delete
+# more than :limit (as inbox_repository.purge once did).
 _DELETE_KEYS = text(
     """
-    DELETE FROM idempotency_keys
-     WHERE (app_id, key) IN (
+    WITH batch AS MATERIALIZED (
            SELECT app_id, key FROM idempotency_keys
             WHERE created_at < :before
             ORDER BY created_at
             LIMIT :limit
               FOR UPDATE SKIP LOCKED)
+    DELETE FROM idempotency_keys WHERE (app_id, key) IN (SELECT app_id, key FROM batch)
     """
 )
 # A log row of a job still in the queue table describes unfinished work: it stays.
 _DELETE_QUEUE_LOG = text(
     """
-    DELETE FROM pgqueuer_log
-     WHERE id IN (
+    WITH batch AS MATERIALIZED (
            SELECT l.id FROM pgqueuer_log l
             WHERE l.created < :before
               AND NOT EXISTS (SELECT 1 FROM pgqueuer q WHERE q.id = l.job_id)
             ORDER BY l.created
             LIMIT :limit
               FOR UPDATE OF l SKIP LOCKED)
+    DELETE FROM pgqueuer_log WHERE id IN (SELECT id FROM batch)
     """
 )
 _DELETE_QUEUE_STATISTICS = text(
     """
-    DELETE FROM pgqueuer_statistics
-     WHERE id IN (
+    WITH batch AS MATERIALIZED (
            SELECT id FROM pgqueuer_statistics
             WHERE created < :before
             ORDER BY id
             LIMIT :limit
               FOR UPDATE SKIP LOCKED)
+    DELETE FROM pgqueuer_statistics WHERE id IN (SELECT id FROM batch)
     """
 )
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(:key)")

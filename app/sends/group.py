@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import db
 from app.faults import fault_of
 from app.inbox import events
 from app.sends import repository
@@ -95,9 +96,9 @@ class GroupCommit:
         _settle(group, None)
 
     async def _commit(self, sends: Sequence[Send]) -> None:
-        async with self._maker()() as session:
+        async with db.writing(self._maker()) as connection:
             written = await repository.write_group(
-                session,
+                connection,
                 requests=[_request_row(s) for s in sends],
                 recipients=[
                     (s.app_id, identifier, s.request_id, *_content_row(s))
@@ -105,8 +106,7 @@ class GroupCommit:
                     for identifier in s.identifiers
                 ],
             )
-            await events.publish(session, "NEW_NOTIFICATION", written)
-            await session.commit()
+            await events.publish_on(connection, "NEW_NOTIFICATION", written)
 
 
 def _settle(group: list[tuple[Send, asyncio.Future[None]]], error: BaseException | None) -> None:

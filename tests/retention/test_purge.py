@@ -1,6 +1,7 @@
 """The purge: what goes, what stays, 0 = forever, bounded batches, one purge at a time."""
 
 import asyncio
+import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -130,9 +131,10 @@ class Statements:
         event.listen(self.sync, "commit", self._committed)
 
     def _executed(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        words = statement.split()
-        if words[:2] == ["DELETE", "FROM"]:
-            self.seen.append(("delete", words[2], cursor.rowcount))
+        # A batch's DELETE may follow the WITH that picks its rows.
+        deleted = re.search(r"\bDELETE FROM (\w+)", statement)
+        if deleted is not None:
+            self.seen.append(("delete", deleted.group(1), cursor.rowcount))
 
     def _committed(self, conn: Any) -> None:
         self.seen.append(("commit", "", 0))

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from asyncpg import ForeignKeyViolationError
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.inbox.models import Notification
@@ -92,7 +92,9 @@ async def test_a_send_failing_in_its_group_fails_alone(
     sends.insert(2, send(missing_app, "lost"))
     results = await asyncio.gather(*(group.write(s) for s in sends), return_exceptions=True)
 
-    assert [type(r) for r in results] == [type(None)] * 2 + [IntegrityError] + [type(None)] * 3
+    assert [type(r) for r in results] == [type(None)] * 2 + [ForeignKeyViolationError] + [
+        type(None)
+    ] * 3
     # One group of six failed; each send was then written alone, the bad one in vain.
     assert group.groups == 5
     for s in sends:
