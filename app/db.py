@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
-from app.faults import disconnected
+from app.faults import closed_under, disconnected
+from app.read_pool import IDLE_PING_SECONDS, ReadPool
 
 log = logging.getLogger("herald.db")
 
@@ -37,11 +38,23 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-# A pooled connection unused this long is pinged before use; a busy one is not. A ping on
-# every checkout (pool_pre_ping) was a round trip per request, a tenth of an inbox page's
-# CPU. A connection that died while in steady use (a restart) fails its next statement once,
-# as a 503, and that disconnect makes SQLAlchemy drop every older connection in the pool.
-IDLE_PING_SECONDS = 2.0
+# IDLE_PING_SECONDS (app.read_pool): a pooled connection unused that long is pinged before
+# use. Here, a connection that died while in steady use fails its next statement once, as a
+# 503, and that disconnect makes SQLAlchemy drop every older connection in the pool.
+
+# How every connection of Herald's is opened (the engine's, and app.read_pool's). Bounded so
+# a wedged database yields errors instead of hung requests.
+CONNECT_ARGS: dict[str, Any] = {
+    "timeout": 10,
+    "command_timeout": 60,
+    "server_settings": {
+        "application_name": "herald",
+        # The default (4) models spinning disks; with it the planner walks the primary key
+        # backwards for an inbox page instead of the user's index, which degrades badly once
+        # other users' rows are newer (bench/RESULTS.md).
+        "random_page_cost": "1.1",
+    },
+}
 
 
 def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30.0) -> AsyncEngine:
@@ -55,18 +68,7 @@ def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30.0) ->
         max_overflow=0,
         # How long a request waits for a pooled connection before it answers 503.
         pool_timeout=pool_timeout,
-        # Bounded so a wedged database yields errors instead of hung requests.
-        connect_args={
-            "timeout": 10,
-            "command_timeout": 60,
-            "server_settings": {
-                "application_name": "herald",
-                # The default (4) models spinning disks; with it the planner walks the
-                # primary key backwards for an inbox page instead of the user's index,
-                # which degrades badly once other users' rows are newer (bench/RESULTS.md).
-                "random_page_cost": "1.1",
-            },
-        },
+        connect_args=CONNECT_ARGS,
     )
     event.listen(engine.sync_engine, "handle_error", _dead_connections)
     event.listen(engine.sync_engine, "checkin", _checked_in)
@@ -166,7 +168,9 @@ async def read_only(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[As
 
 
 @asynccontextmanager
-async def reading(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[asyncpg.Connection]:
+async def reading(
+    maker: async_sessionmaker[AsyncSession], pool: ReadPool | None = None
+) -> AsyncIterator[asyncpg.Connection]:
     """The driver's connection under a pooled one, for the one statement of a hot read.
 
     Neither a session nor SQLAlchemy's statement path: on the inbox page, creating and
@@ -175,7 +179,15 @@ async def reading(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[asyn
     one only for its own statements), so no BEGIN or ROLLBACK goes with it. The connection
     is held while the block runs, not for the whole request, so requests waiting for the
     event loop do not hold the pool. A connection found dead is discarded, as the engine's
-    handle_error hook does for SQLAlchemy's statements; the error itself answers 503."""
+    handle_error hook does for SQLAlchemy's statements; the error itself answers 503.
+
+    With `pool` (the app's ReadPool) the connection is one of its own, not SQLAlchemy's:
+    a checkout there cost 80 µs of CPU, an eighth of an inbox page."""
+    bind = maker.kw.get("bind")
+    if pool is not None and not isinstance(bind, AsyncConnection):
+        async with pool.connection() as connection:
+            yield connection
+        return
     async with _driver(maker, transaction=False) as connection:
         yield connection
 
@@ -212,6 +224,9 @@ async def _driver(
             else:
                 yield connection
         except BaseException as exc:
-            if disconnected(exc):
+            lost = closed_under(connection, exc)
+            if lost is not None or disconnected(exc):
                 await pooled.invalidate(exc if isinstance(exc, Exception) else None)
+            if lost is not None:
+                raise lost from exc
             raise

@@ -73,3 +73,15 @@ def fault_of(exc: BaseException) -> Fault | None:
         if isinstance(e, asyncpg.InvalidCachedStatementError):
             return Fault.BUSY
     return None
+
+
+def closed_under(connection: asyncpg.Connection, exc: BaseException) -> BaseException | None:
+    """The fault to raise instead of `exc`, when `exc` came from a driver's connection that
+    is closed: for one it saw close before the statement, asyncpg raises a bare
+    InterfaceError ("connection is closed", no SQLSTATE), which is no bug but a connection
+    lost. SQLAlchemy's statements get this from its dialect; the driver's own (app.db
+    reading and writing, app.read_pool) from here."""
+    if isinstance(exc, asyncpg.InterfaceError) and connection.is_closed():
+        lost: BaseException = asyncpg.ConnectionDoesNotExistError(str(exc))
+        return lost
+    return None

@@ -5,6 +5,7 @@ import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -17,7 +18,7 @@ from app.auth.admin_token import digest as admin_token_digest
 from app.categories.router import router as categories_router
 from app.config import Settings, get_settings
 from app.console import router as console
-from app.db import make_engine, make_sessionmaker
+from app.db import CONNECT_ARGS, make_engine, make_sessionmaker
 from app.delivery.callback_router import router as callbacks_router
 from app.delivery.router import router as admin_delivery_router
 from app.devices.router import router as devices_router
@@ -30,6 +31,8 @@ from app.observability.metrics import Metrics
 from app.observability.middleware import Instrument, RouteProbe
 from app.observability.router import router as metrics_router
 from app.preferences.router import router as preferences_router
+from app.read_pool import SIZE as READ_CONNECTIONS
+from app.read_pool import ReadPool
 from app.realtime.listener import Listener
 from app.realtime.server import Realtime
 from app.retention.service import Policy as RetentionPolicy
@@ -92,6 +95,11 @@ def create_app(
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         dsn = url.replace("+asyncpg", "", 1)
+        app.state.read_pool = ReadPool(
+            lambda: asyncpg.connect(dsn, **CONNECT_ARGS),
+            size=min(READ_CONNECTIONS, settings.db_pool_size),
+            timeout=settings.db_pool_timeout,
+        )
         cache: apps_cache.AppCache = app.state.app_cache
         apps_listener = Listener(
             dsn, apps_cache.CHANNEL, cache.notified, on_state=cache.listening, name="herald-apps"
@@ -119,6 +127,7 @@ def create_app(
             await realtime.stop()
             await apps_listener.stop()
             cache.listening(False)
+            await app.state.read_pool.close()
             await engine.dispose()
             if on_shutdown is not None:
                 on_shutdown()

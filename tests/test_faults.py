@@ -103,7 +103,7 @@ async def test_faults_are_told_by_sqlstate(
 async def test_an_exhausted_pool_is_busy(database_url: str) -> None:
     small = make_engine(database_url, pool_size=1, pool_timeout=0.1)
     try:
-        async with small.connect(), small.connect():
+        async with small.connect():  # the pool's one connection (no overflow)
             failure = await _failure(small, "SELECT 1")
     finally:
         await small.dispose()
@@ -113,7 +113,7 @@ async def test_an_exhausted_pool_is_busy(database_url: str) -> None:
 
 @pytest.fixture
 async def tiny_pool_app(settings: Settings, database_url: str) -> AsyncIterator[FastAPI]:
-    """An app whose pool holds two connections and waits 0.2 s for one."""
+    """An app whose pool holds one connection (no overflow) and waits 0.2 s for it."""
     app = create_app(settings)
     app.state.engine = make_engine(database_url, pool_size=1, pool_timeout=0.2)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
@@ -128,7 +128,7 @@ async def test_a_pool_timeout_answers_503_logged_once_and_the_connection_stays_u
     caplog.set_level(logging.INFO)
     transport = httpx.ASGITransport(app=tiny_pool_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as client:
-        async with engine.connect(), engine.connect():
+        async with engine.connect():
             caplog.clear()
             busy = await client.get("/v3/notifications", headers={"X-ENGAGESPOT-API-KEY": "k"})
             records = list(caplog.records)

@@ -50,6 +50,7 @@ async def list_notifications(
     # pays for no model validation or serialisation; response_model still documents it.
     body = await service.page(
         request.app.state.sessionmaker,
+        getattr(request.app.state, "read_pool", None),
         app_id=principal.app.id,
         identifier=principal.user_identifier,
         page_no=page_no,

@@ -15,6 +15,7 @@ from app.inbox import events, page_body, repository
 from app.inbox.repository import clicked, seen
 from app.inbox.schemas import InboxFilter, NotificationRead, StateChange
 from app.kit.timefmt import utcnow
+from app.read_pool import ReadPool
 from app.users import repository as users_repository
 
 
@@ -44,6 +45,7 @@ async def deliver(
 
 async def page(
     maker: async_sessionmaker[AsyncSession],
+    pool: ReadPool | None,
     *,
     app_id: int,
     identifier: str,
@@ -64,7 +66,7 @@ async def page(
     # An empty filter value (`?tenantIdentifier=`) means no filter, as for `category`.
     tenant = tenant or None
     if not category and tenant is None:
-        async with db.reading(maker) as connection:
+        async with db.reading(maker, pool) as connection:
             body = await repository.page_json(
                 connection,
                 app_id=app_id,

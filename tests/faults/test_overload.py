@@ -1,5 +1,5 @@
 """400 concurrent 1,000-recipient sends against one `herald serve` (its default pool: 10
-connections and 10 in overflow): every answer is a 202 or a 503 with Retry-After, never a
+connections, no overflow): every answer is a 202 or a 503 with Retry-After, never a
 500 (issue 12 measured 66 x 500 from pool timeouts), and every 202 has its 1,000 inbox rows.
 
 The pool wait is cut from 30 s to 2 s here, so many sends do time out waiting for a
