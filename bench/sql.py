@@ -2,15 +2,19 @@
 
 The statements are not written out here (they would drift from the app): one real request of
 each kind goes through the app in this process (ASGI transport, same code as the server), a
-SQLAlchemy hook records every statement and its parameters exactly as sent to asyncpg, and the
-floor replays them in one transaction per request. What the floor leaves out is therefore
-exactly Herald's own cost: HTTP, FastAPI, auth and validation code, the ORM, serialisation."""
+SQLAlchemy hook records every statement and its parameters exactly as sent to asyncpg (and an
+asyncpg query logger those the hot paths run on the driver's connection: the inbox page, a
+send group), and the floor replays them in one transaction per request. What the floor
+leaves out is therefore exactly Herald's own cost: HTTP, FastAPI, auth and validation code,
+the ORM, serialisation."""
 
+import asyncio
 import re
 import secrets
 import tempfile
 import uuid
-from collections.abc import Iterator
+import weakref
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +22,15 @@ from typing import Any
 
 import asyncpg
 import httpx
+from asyncpg import introspection as asyncpg_introspection
 from pydantic import SecretStr
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.db import CONNECT_ARGS
 from app.main import create_app
+from app.read_pool import ReadPool
 from bench.server import SECRET_KEY
 
 
@@ -40,6 +47,8 @@ class Captured:
             return "unreadCount" if "seen_at IS NULL" in flat else "totalCount"
         if "FROM notifications" in flat and "ORDER BY notifications.id DESC" in flat:
             return "page"
+        if "FROM notifications" in flat and "json_build_object" in flat:
+            return "page"  # with its counts, written as the response body
         if "pg_notify(" in flat:
             return "NOTIFY"
         verb = flat.split(" ", 1)[0].upper()
@@ -64,16 +73,68 @@ async def record(url: str, requests: list[tuple[str, str, dict[str, str], Any]])
     )
     app = create_app(settings)
     out: list[Recorded] = []
+    driver = _DriverLog()
     async with app.router.lifespan_context(app):
+        dsn = url.replace("+asyncpg", "", 1)
+        app.state.read_pool = ReadPool(lambda: driver.watched(asyncpg.connect(dsn, **CONNECT_ARGS)))
+        event.listen(app.state.engine.sync_engine, "checkout", driver.checked_out)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             for method, path, headers, body in requests:
                 with _recording(app.state.engine) as statements:
+                    driver.into = statements
                     response = await client.request(method, path, headers=headers, json=body)
+                    # asyncpg hands its log records to the loop (call_soon): let them land.
+                    for _ in range(3):
+                        await asyncio.sleep(0)
+                    driver.into = None
                 if response.status_code >= 300:
                     raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
                 out.append(Recorded(response, list(statements)))
     return out
+
+
+# Transaction control: replay runs each request's statements in a transaction of its own.
+_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
+# The catalog lookups asyncpg makes the first time a connection meets a type (uuid[], say),
+# with JIT turned off around them: its own, once per connection, not the request's.
+_ASYNCPG_OWN = frozenset(
+    v for v in vars(asyncpg_introspection).values() if isinstance(v, str) and "pg_" in v
+)
+_ASYNCPG_JIT = "set_config('jit'"
+
+
+class _DriverLog:
+    """The statements run on the driver's connections (Connection.fetch and the like, which
+    SQLAlchemy's hooks do not see; SQLAlchemy's own go through prepared statements, which
+    asyncpg's query log does not see, so nothing is recorded twice)."""
+
+    def __init__(self) -> None:
+        self.into: list[Captured] | None = None
+        self._watched: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+
+    async def watched(self, connecting: Awaitable[asyncpg.Connection]) -> asyncpg.Connection:
+        connection = await connecting
+        self._watch(connection)
+        return connection
+
+    def checked_out(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        self._watch(dbapi_connection.driver_connection)
+
+    def _watch(self, connection: asyncpg.Connection) -> None:
+        if connection not in self._watched:
+            self._watched.add(connection)
+            connection.add_query_logger(self._logged)
+
+    def _logged(self, record: Any) -> None:
+        query = record.query
+        if (
+            self.into is not None
+            and not _CONTROL.match(query)
+            and query not in _ASYNCPG_OWN
+            and _ASYNCPG_JIT not in query
+        ):
+            self.into.append(Captured(query, tuple(record.args or ())))
 
 
 @contextmanager
