@@ -41,7 +41,7 @@ class ReadPool:
         self._timeout = timeout
         self._idle: list[tuple[asyncpg.Connection, float]] = []  # (connection, idle since)
         self._opened = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._closed = False
 
     @property
@@ -97,20 +97,29 @@ class ReadPool:
                     return await self._connect()
                 except BaseException:
                     self._opened -= 1
-                    self._wake()
+                    self._wake(None)
                     raise
-            await self._wait(deadline)
+            handed = await self._wait(deadline)
+            if handed is not None:
+                return handed
 
-    async def _wait(self, deadline: float) -> None:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def _wait(self, deadline: float) -> asyncpg.Connection | None:
+        """Wait for a connection handed over by `_give` (first come, first served: a
+        request that waited is not overtaken by one that just arrived), or for None: a
+        connection was closed, so one may be opened."""
+        waiter: asyncio.Future[asyncpg.Connection | None]
+        waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(waiter, max(0.0, deadline - time.monotonic()))
+            return await asyncio.wait_for(waiter, max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             raise PoolTimeout(f"no read connection free within {self._timeout:g} s") from None
+        except BaseException:
+            # Cancelled just after a connection was handed over: give it to the next.
+            if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                self._give(waiter.result())
+            raise
         finally:
-            if not waiter.done():
-                waiter.cancel()
             with suppress(ValueError):
                 self._waiters.remove(waiter)
 
@@ -118,17 +127,19 @@ class ReadPool:
         if self._closed or connection.is_closed():
             self._drop(connection)
             return
-        self._idle.append((connection, time.monotonic()))
-        self._wake()
+        if not self._wake(connection):
+            self._idle.append((connection, time.monotonic()))
 
     def _drop(self, connection: asyncpg.Connection) -> None:
         self._opened -= 1
         connection.terminate()
-        self._wake()
+        self._wake(None)
 
-    def _wake(self) -> None:
+    def _wake(self, connection: asyncpg.Connection | None) -> bool:
+        """Hand `connection` (or None: room to open one) to the longest waiter, if any."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
-                return
+                waiter.set_result(connection)
+                return True
+        return False

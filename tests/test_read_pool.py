@@ -107,3 +107,21 @@ async def test_a_statement_cancelled_midway_closes_its_connection(pool: ReadPool
         await task
     assert pool.opened == 0
     assert await _pid(pool) > 0
+
+
+async def test_a_waiting_request_is_not_overtaken_by_a_newcomer(pool: ReadPool) -> None:
+    order: list[str] = []
+
+    async def take(name: str) -> None:
+        async with pool.connection():
+            order.append(name)
+            await asyncio.sleep(0.01)
+
+    async with pool.connection():
+        async with pool.connection():
+            first = asyncio.create_task(take("waited"))
+            await asyncio.sleep(0.05)
+        # The connection given back is the waiting request's already: the newcomer waits.
+        newcomer = asyncio.create_task(take("newcomer"))
+        await asyncio.gather(first, newcomer)
+    assert order == ["waited", "newcomer"]
