@@ -81,16 +81,6 @@ class Counts:
     unclicked: int = 0
     interacted: int = 0
 
-    def listed(self, state_filter: str | None) -> int:
-        """totalCount of the inbox under `filter` (no category or tenant filter)."""
-        if state_filter == "unread":
-            return self.unclicked
-        if state_filter == "read":
-            return self.total - self.unclicked
-        if state_filter == "interacted":
-            return self.interacted
-        return self.total
-
 
 async def counts(session: AsyncSession, user_id: int) -> Counts:
     """The user's counters: one primary-key lookup."""
@@ -131,9 +121,9 @@ ITEM_COLUMNS = (
 # columns (two of them JSON) and writing them out again cost the server more CPU than the
 # rest of the request; json_build_object does it in C, beside the rows. The fields, their
 # order and their values are NotificationRead's and InboxPage's; tests/inbox/test_page_body.py
-# holds every page shape to the models. The WHERE clauses are `inbox`'s and the totals
-# `Counts.listed`'s, spelled in SQL: the page is a range read of ix_notifications_inbox and
-# the counts a primary-key lookup, whatever the inbox size.
+# holds every page shape to the models. The WHERE clauses are `inbox`'s, spelled in SQL, and
+# each filter's totalCount is its counter (read = total - unclicked): the page is a range read
+# of ix_notifications_inbox and the counts a primary-key lookup, whatever the inbox size.
 _ISO = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
 _PAGE_FILTERS = {
     None: ("", "coalesce(c.total, 0)"),

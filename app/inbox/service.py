@@ -77,45 +77,23 @@ async def page(
             )
         return body if body is not None else _empty(page_no, limit)
     async with db.read_only(maker) as session:
-        return await _filtered_page(
-            session,
-            app_id=app_id,
-            identifier=identifier,
-            page_no=page_no,
-            limit=limit,
-            state_filter=state_filter,
-            category=category,
-            tenant=tenant,
-        )
-
-
-async def _filtered_page(
-    session: AsyncSession,
-    *,
-    app_id: int,
-    identifier: str,
-    page_no: int,
-    limit: int,
-    state_filter: InboxFilter | None,
-    category: str | None,
-    tenant: str | None,
-) -> bytes:
-    user_id = await users_repository.id_of(session, app_id, identifier)
-    if user_id is None:
-        return _empty(page_no, limit)
-    category_id: int | None = None
-    if category:
-        in_category = await categories_repository.by_identifier(session, app_id, category)
-        if in_category is None:
+        user_id = await users_repository.id_of(session, app_id, identifier)
+        if user_id is None:
             return _empty(page_no, limit)
-        category_id = in_category.id
-    scope = repository.inbox(user_id, category_id=category_id, tenant=tenant)
-    listed = repository.inbox(
-        user_id, category_id=category_id, tenant=tenant, state_filter=state_filter
-    )
-    total = await repository.count(session, listed)
-    unread = await repository.count(session, [*scope, *repository.unseen()])
-    items = await repository.page_items(session, listed, offset=(page_no - 1) * limit, limit=limit)
+        category_id: int | None = None
+        if category:
+            in_category = await categories_repository.by_identifier(session, app_id, category)
+            if in_category is None:
+                return _empty(page_no, limit)
+            category_id = in_category.id
+        scope = repository.inbox(user_id, category_id=category_id, tenant=tenant)
+        listed = repository.inbox(
+            user_id, category_id=category_id, tenant=tenant, state_filter=state_filter
+        )
+        total = await repository.count(session, listed)
+        unread = await repository.count(session, [*scope, *repository.unseen()])
+        offset = (page_no - 1) * limit
+        items = await repository.page_items(session, listed, offset=offset, limit=limit)
     return page_body.page(unread=unread, total=total, page_no=page_no, limit=limit, items=items)
 
 
