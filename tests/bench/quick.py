@@ -48,3 +48,13 @@ def positive_result(pattern: re.Pattern[str], stdout: str) -> dict[str, float]:
     numbers = {k: float(v) for k, v in found.groupdict().items()}
     assert all(v > 0 for v in numbers.values()), numbers
     return numbers
+
+
+def assert_printed_ratio(ratio: float, over: float, under: float, step: float) -> None:
+    """Assert that a printed `ratio` (two decimals) is over ÷ under, where both were printed
+    rounded to `step`: the true values lie within half a step of the printed ones, so the ratio
+    may be anywhere between the extremes those allow."""
+    half = step / 2
+    low = (over - half) / (under + half)
+    high = (over + half) / max(under - half, 1e-9)
+    assert low - 0.005 <= ratio <= high + 0.005, (ratio, over, under, low, high)

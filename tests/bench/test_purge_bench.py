@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.quick import positive_result, run_quick
+from tests.bench.quick import assert_printed_ratio, positive_result, run_quick
 
 pytestmark = pytest.mark.live
 
@@ -24,7 +24,9 @@ def test_purge_bench_quick(server_url: str, tmp_path: Path) -> None:
     assert "bench: purge: notifications: 20,000 deleted (done)" in run.stderr
     assert "bench: purge: notification_requests: 400 deleted (done)" in run.stderr
     numbers = positive_result(RESULT, run.stdout)
-    assert numbers["ratio"] == pytest.approx(numbers["during"] / numbers["before"], abs=0.01)
+    # The p99s are printed to 0.1 ms and the ratio is of the unrounded ones (CI once failed on
+    # 2.77 printed against 2.78 computed from the rounded p99s).
+    assert_printed_ratio(numbers["ratio"], numbers["during"], numbers["before"], step=0.1)
     section = results.read_text()
     assert "## Purge:" in section
     assert "| inbox during the purge |" in section
