@@ -188,21 +188,24 @@ async def reading(
         async with pool.connection() as connection:
             yield connection
         return
-    async with _driver(maker, transaction=False) as connection:
+    async with _driver(maker) as connection:
         yield connection
 
 
 @asynccontextmanager
-async def writing(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[asyncpg.Connection]:
-    """`reading` for a few hot writes: the driver's connection in a transaction of its own,
-    committed when the block ends, rolled back when it raises."""
-    async with _driver(maker, transaction=True) as connection:
+async def autocommitting(
+    maker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[asyncpg.Connection]:
+    """`reading` for a hot write of one statement: the driver's connection out of any
+    transaction, so the statement commits before it answers, with no BEGIN or COMMIT
+    round trips (tests get a savepoint of their outer transaction instead)."""
+    async with _driver(maker) as connection:
         yield connection
 
 
 @asynccontextmanager
 async def _driver(
-    maker: async_sessionmaker[AsyncSession], *, transaction: bool
+    maker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[asyncpg.Connection]:
     bind = maker.kw.get("bind")
     if isinstance(bind, AsyncConnection):
@@ -218,11 +221,7 @@ async def _driver(
         raw = await pooled.get_raw_connection()
         connection: asyncpg.Connection = raw.driver_connection
         try:
-            if transaction:
-                async with connection.transaction():
-                    yield connection
-            else:
-                yield connection
+            yield connection
         except BaseException as exc:
             lost = closed_under(connection, exc)
             if lost is not None or disconnected(exc):

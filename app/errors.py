@@ -227,7 +227,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     the client's keep-alive connection stays usable (an exception that escapes the app is
     logged again by the server, which then closes the connection)."""
     # SQLAlchemy wraps the driver's error; the hot paths on the driver's connection
-    # (db.reading, db.writing) raise it as it is.
+    # (db.reading, db.autocommitting) raise it as it is.
     driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
     if getattr(driver_error, "sqlstate", None) in _NUL_STATES:
         return error_response([NUL_REFUSED], 400)

@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,9 +33,6 @@ _NOTIFY = text(
 )
 
 
-_NOTIFY_ON = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
-
-
 def messages(event: Event, pairs: Sequence[tuple[int, int | None]]) -> list[str]:
     """Encode (user id, notification id or None) pairs as NOTIFY payloads."""
     out: list[str] = []
@@ -49,15 +45,6 @@ def messages(event: Event, pairs: Sequence[tuple[int, int | None]]) -> list[str]
 def decode(payload: str) -> tuple[Event, list[tuple[int, int | None]]]:
     data: dict[str, Any] = json.loads(payload)
     return data["e"], [(int(u), None if n is None else int(n)) for u, n in data["p"]]
-
-
-async def publish_on(
-    connection: asyncpg.Connection, event: Event, pairs: Iterable[tuple[int, int | None]]
-) -> None:
-    """`publish` on the driver's connection (db.writing), in its transaction."""
-    listed = list(pairs)
-    if listed:
-        await connection.execute(_NOTIFY_ON, CHANNEL, messages(event, listed))
 
 
 async def publish(

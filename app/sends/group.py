@@ -3,9 +3,10 @@
 A plain send (inbox only, a few explicit recipients, no topic, category, schedule, profile
 attributes or Idempotency-Key; see `accept.plain`) needs no reads before its writes, so
 sends that arrive while a group is being written wait for it and are then written together:
-their users, requests and inbox rows in two statements, their events in one NOTIFY, one
-COMMIT. Each send is answered only after the commit that holds its rows, and its realtime
-events go out on that commit, as for a send of its own.
+their users, requests, inbox rows and NOTIFY events in one call of a function (migration
+0015) that commits on return: one round trip. Each send is answered only after the commit
+that holds its rows, and its realtime events go out on that commit, as for a send of its
+own.
 
 A group that fails for anything but a database fault (an app deleted meanwhile, say) is
 written again one send per transaction, so that only the send at fault gets the error. A
@@ -96,8 +97,8 @@ class GroupCommit:
         _settle(group, None)
 
     async def _commit(self, sends: Sequence[Send]) -> None:
-        async with db.writing(self._maker()) as connection:
-            written = await repository.write_group(
+        async with db.autocommitting(self._maker()) as connection:
+            await repository.write_group(
                 connection,
                 requests=[_request_row(s) for s in sends],
                 recipients=[
@@ -105,8 +106,8 @@ class GroupCommit:
                     for s in sends
                     for identifier in s.identifiers
                 ],
+                notify=(events.CHANNEL, "NEW_NOTIFICATION", events.PAIRS_PER_MESSAGE),
             )
-            await events.publish_on(connection, "NEW_NOTIFICATION", written)
 
 
 def _settle(group: list[tuple[Send, asyncio.Future[None]]], error: BaseException | None) -> None:

@@ -226,41 +226,14 @@ class GroupRequest(NamedTuple):
     created_at: datetime
 
 
-# The group's requests, and the users it names that do not exist yet (in (app, identifier)
-# order, as users_repository.ensure takes them, so that concurrent writers wait on each
-# other's new users in one order). The inbox rows need the users' ids, which a statement
-# cannot read from its own inserts nor from a concurrent one committed after it started:
-# hence a second statement for them.
-_GROUP_REQUESTS_AND_USERS = """
-    WITH requests AS (
-        INSERT INTO notification_requests (id, app_id, payload, recipient_count, status,
-                                           cancellation_key, workflow_identifier,
-                                           created_at, updated_at)
-        SELECT id, app_id, CAST(payload AS jsonb), n, 'done', ck, wf, at, at
-        FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::integer[], $5::text[],
-                    $6::text[], $7::timestamptz[]) AS r(id, app_id, payload, n, ck, wf, at)
-    )
-    INSERT INTO users (app_id, identifier, profile)
-    SELECT a, i,
-           CASE WHEN i ~ $10 THEN jsonb_build_object('email', i) ELSE '{}'::jsonb END
-    FROM unnest($8::bigint[], $9::text[]) AS u(a, i)
-    ORDER BY a, i
-    ON CONFLICT (app_id, identifier) DO NOTHING
-"""
-
-# One inbox row per (request, recipient), as inbox_repository.write writes them.
-_GROUP_INBOX = """
-    INSERT INTO notifications (app_id, user_id, request_id, title, message, icon, url, data,
-                               blocks, category_id, tenant_identifier, created_at)
-    SELECT r.app_id, u.id, r.request_id, r.title, r.message, r.icon, r.url,
-           CAST(r.data AS jsonb), CAST(r.blocks AS jsonb), NULL, r.tenant, r.at
-    FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
-         AS r(app_id, identifier, request_id, title, message, icon, url, data, blocks,
-              tenant, at)
-    JOIN users u ON u.app_id = r.app_id AND u.identifier = r.identifier
-    ON CONFLICT (request_id, user_id) DO NOTHING
-    RETURNING user_id, id
+# One call of the function migration 0015 defines: one round trip, committed on return when
+# the connection is in no transaction (db.autocommitting).
+_WRITE_SENDS = """
+    SELECT write_sends($1::uuid[], $2::bigint[], $3::text[], $4::integer[], $5::text[],
+                       $6::text[], $7::timestamptz[], $8::bigint[], $9::text[], $10,
+                       $11::bigint[], $12::text[], $13::uuid[], $14::text[], $15::text[],
+                       $16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
+                       $21::timestamptz[], $22, $23, $24)
 """
 
 
@@ -269,18 +242,19 @@ async def write_group(
     *,
     requests: Sequence[GroupRequest],
     recipients: Sequence[tuple[Any, ...]],
-) -> list[tuple[int, int]]:
-    """Write finished requests, their users and their inbox rows; return the (user id,
-    notification id) pairs written. `recipients`: (app id, identifier, request id, title,
-    message, icon, url, data JSON, blocks JSON, tenant, created_at) per inbox row.
+    notify: tuple[str, str, int],
+) -> int:
+    """Write finished requests, their users and their inbox rows, and NOTIFY what was
+    written; return the number of inbox rows written. `recipients`: (app id, identifier,
+    request id, title, message, icon, url, data JSON, blocks JSON, tenant, created_at) per
+    inbox row; `notify`: (channel, event, pairs per message) of the NOTIFY payloads.
 
-    On the driver's connection (db.writing): a group is a few statements, and going
-    through a session cost the server more per group than writing its rows did. Two
-    statements, not one: the inbox rows need the ids of users another transaction may be
-    inserting, which only a later statement's snapshot sees once that one commits."""
+    On the driver's connection: through a session a group cost the server more than
+    writing its rows did."""
     users = sorted({(r[0], r[1]) for r in recipients})
-    await connection.execute(
-        _GROUP_REQUESTS_AND_USERS,
+    columns = list(zip(*recipients, strict=True)) if recipients else [()] * 11
+    written: int = await connection.fetchval(
+        _WRITE_SENDS,
         [r.id for r in requests],
         [r.app_id for r in requests],
         [r.payload for r in requests],
@@ -291,7 +265,7 @@ async def write_group(
         [a for a, _ in users],
         [i for _, i in users],
         EMAIL_LIKE,
+        *(list(column) for column in columns),
+        *notify,
     )
-    columns = list(zip(*recipients, strict=True)) if recipients else [()] * 11
-    rows = await connection.fetch(_GROUP_INBOX, *(list(column) for column in columns))
-    return [(row[0], row[1]) for row in rows]
+    return written

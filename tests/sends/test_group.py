@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.db import make_sessionmaker
 from app.inbox.models import Notification
 from app.kit.timefmt import utcnow
 from app.sends.group import GroupCommit, Send
@@ -29,6 +30,27 @@ async def _rows(session: AsyncSession, request_id: str) -> list[tuple[str, str]]
         .order_by(User.identifier)
     )
     return [(identifier, title) for identifier, title in rows]
+
+
+def _send(app_id: int, user: str) -> Send:
+    return Send(
+        app_id=app_id,
+        request_id=uuid.uuid4(),
+        payload={"notification": {"title": user}},
+        identifiers=(user,),
+        content={
+            "title": user,
+            "message": None,
+            "icon": None,
+            "url": None,
+            "data": {"k": 1},
+            "blocks": None,
+            "tenant": None,
+        },
+        cancellation_key=None,
+        workflow_identifier=None,
+        created_at=utcnow(),
+    )
 
 
 async def test_concurrent_plain_sends_are_grouped_and_each_gets_exactly_its_rows(
@@ -66,27 +88,7 @@ async def test_a_send_failing_in_its_group_fails_alone(
 ) -> None:
     maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
     group = GroupCommit(lambda: maker)
-
-    def send(app_id: int, user: str) -> Send:
-        return Send(
-            app_id=app_id,
-            request_id=uuid.uuid4(),
-            payload={"notification": {"title": user}},
-            identifiers=(user,),
-            content={
-                "title": user,
-                "message": None,
-                "icon": None,
-                "url": None,
-                "data": {"k": 1},
-                "blocks": None,
-                "tenant": None,
-            },
-            cancellation_key=None,
-            workflow_identifier=None,
-            created_at=utcnow(),
-        )
-
+    send = _send
     missing_app = -1  # no such app: its request row breaks the foreign key
     sends = [send(creds.id, f"ok{i}") for i in range(5)]
     sends.insert(2, send(missing_app, "lost"))
@@ -177,3 +179,43 @@ async def test_a_lone_send_is_written_at_once_by_its_own_group(
     )
     # As users_repository.ensure makes them: an e-mail-like identifier is the e-mail.
     assert profile == ({"email": recipients[0]} if "@" in recipients[0] else {})
+
+
+@pytest.mark.parametrize("other_commits", [True, False])
+async def test_a_send_to_a_user_another_transaction_is_creating_gets_its_row(
+    live_app: Creds, live_engine: AsyncEngine, other_commits: bool
+) -> None:
+    # The group's user insert waits for the other transaction's row; its inbox insert, a
+    # later statement, must then see that user (committed) or its own (rolled back), not
+    # find neither and write nothing.
+    group = GroupCommit(lambda: make_sessionmaker(live_engine))
+    send = _send(live_app.id, "racer")
+    async with live_engine.connect() as other:
+        await other.execute(
+            text("INSERT INTO users (app_id, identifier, profile) VALUES (:a, 'racer', '{}')"),
+            {"a": live_app.id},
+        )
+        written = asyncio.create_task(group.write(send))
+        async with live_engine.connect() as watch:
+            # Each look in a transaction of its own: one keeps its first view of the stats.
+            await watch.execution_options(isolation_level="AUTOCOMMIT")
+            # The sentinel: a backend blocked on a lock inside write_sends.
+            while not await watch.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE '%write_sends%'"
+                )
+            ):
+                assert not written.done(), written
+                await asyncio.sleep(0.01)
+        await (other.commit() if other_commits else other.rollback())
+        await asyncio.wait_for(written, timeout=30)
+
+    async with AsyncSession(live_engine) as session:
+        assert await _rows(session, str(send.request_id)) == [("racer", "racer")]
+        users = await session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.app_id == live_app.id, User.identifier == "racer")
+        )
+    assert users == 1
