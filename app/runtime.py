@@ -5,6 +5,7 @@ Several replicas may run these at once on one database: each chore is safe to ra
 import asyncio
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 from app.apps import repository as apps_repository
 from app.apps import sealing
@@ -78,7 +80,22 @@ def migrate(url: str) -> None:
 
     Concurrent callers on one database take turns (migrations/env.py holds an advisory
     lock): the first migrates, the others then find the schema at head."""
-    command.upgrade(alembic_config(url), "head")
+    try:
+        command.upgrade(alembic_config(url), "head")
+    except CommandError as exc:
+        raise ConfigError(_migration_problem(exc)) from None
+
+
+def _migration_problem(exc: CommandError) -> str:
+    unknown = re.search(r"Can't locate revision identified by '([^']+)'", str(exc))
+    if unknown is None:
+        return f"the migrations failed: {str(exc).splitlines()[0]}"
+    # An older Herald started on a database a newer one migrated: it must not serve it.
+    return (
+        f"the database schema is at revision {unknown.group(1)!r}, which this Herald does "
+        f"not know (its newest is {head_revision()!r}): a newer Herald migrated it; run "
+        "that version or a later one"
+    )
 
 
 def scripts(location: Path | None = None) -> ScriptDirectory:

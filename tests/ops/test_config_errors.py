@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 from pydantic import ValidationError
 
+from app import runtime
 from app.config import Settings
 from app.ops import preflight
 from app.ops.problems import ConfigError, redact, settings_problem
@@ -255,6 +257,42 @@ def test_port_taken_when_uvicorn_binds(
     # among it) does not wait for anything. It took 33 s when the worker ignored the stop.
     stopping = exited - datetime.fromisoformat(refused[0]["timestamp"])
     assert stopping.total_seconds() < 3, stopping
+
+
+def test_schema_newer_than_this_herald(server_url: str, data_dir: Path) -> None:
+    # What an older Herald finds on a database a newer one migrated: a revision it lacks.
+    name = f"herald_test_ops_newer_{os.getpid()}"
+    url = asyncio.run(db.recreate(server_url, name))
+    try:
+        asyncio.run(_stamp(url, "0999_from_the_future"))
+        run = herald("migrate", env={"HERALD_DATABASE_URL": url, "HERALD_DATA_DIR": str(data_dir)})
+        one_line(
+            run,
+            "herald: the database schema is at revision '0999_from_the_future', which this "
+            f"Herald does not know (its newest is {runtime.head_revision()!r}): a newer "
+            "Herald migrated it; run that version or a later one",
+        )
+        assert asyncio.run(_stamped(url)) == "0999_from_the_future"  # nothing was changed
+    finally:
+        asyncio.run(db.drop(server_url, name))
+
+
+async def _stamp(url: str, revision: str) -> None:
+    conn = await asyncpg.connect(db.plain(url))
+    try:
+        await conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+        await conn.execute("INSERT INTO alembic_version VALUES ($1)", revision)
+    finally:
+        await conn.close()
+
+
+async def _stamped(url: str) -> str:
+    conn = await asyncpg.connect(db.plain(url))
+    try:
+        revision: str = await conn.fetchval("SELECT version_num FROM alembic_version")
+        return revision
+    finally:
+        await conn.close()
 
 
 # --- the admin token, the data dir, other values ---------------------------------------------
