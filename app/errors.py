@@ -132,6 +132,9 @@ def _describe(err: dict[str, Any]) -> str:
         if not (p[:1].isupper() or "[" in p or p in ("str", "int", "constrained-str"))
     ]
     where = ".".join(loc) or "request body"
+    located = err.get("loc", ())
+    if len(located) > 1 and located[0] == "header":
+        where = str(located[1])  # a header's name, though it looks like a union label
     kind = str(err.get("type", ""))
     ctx = err.get("ctx") or {}
     if kind == "json_invalid":

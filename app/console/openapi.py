@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from app.auth.dependencies import ACCEPTS, Accepts
 from app.edge import REFUSALS
 from app.errors import REASONS, ErrorBody
+from app.kit import parts
 
 ERROR_REF = "#/components/schemas/Error"
 _FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
@@ -56,6 +57,10 @@ def _routes(app: FastAPI) -> Iterator[Any]:
 
 
 def _correct(schema: dict[str, Any], operation: dict[str, Any], route: Any) -> None:
+    # A body the route reads itself (kit.parts) brings the schemas it refers to.
+    components = schema["components"]["schemas"]
+    for name, component in operation.pop(parts.COMPONENTS_KEY, {}).items():
+        components.setdefault(name, component)
     declared = {str(code) for code in route.responses}
     responses: dict[str, Any] = operation.setdefault("responses", {})
     if "422" not in declared:

@@ -8,7 +8,8 @@ from app.auth.dependencies import InboxActor, InboxReader, InboxUser, PushClicke
 from app.db import SessionDep
 from app.inbox import service
 from app.inbox.legacy import legacy_item, reads_item_under_data
-from app.inbox.schemas import Done, InboxFilter, InboxPage, NotificationRead, StateChange
+from app.inbox.schemas import Done, InboxPage, InboxQuery, NotificationRead, StateChange
+from app.kit import parts
 from app.kit.bodies import optional_object, truthy
 from app.kit.timefmt import utcnow
 from app.kit.types import DbId
@@ -26,38 +27,30 @@ class _ItemConvertor(StringConvertor):
 
 register_url_convertor("item", _ItemConvertor())
 
-PageNo = Annotated[int, Query(alias="pageNo", ge=1, le=1_000_000)]
 Limit = Annotated[int, Query(ge=1, le=100)]
-Optional255 = Annotated[str | None, Query(max_length=255)]
 
 
-@router.get("/notifications", response_model=InboxPage)
-async def list_notifications(
-    request: Request,
-    principal: InboxReader,
-    page_no: PageNo = 1,
-    limit: Limit = 15,
-    filter: Annotated[InboxFilter | None, Query()] = None,
-    category: Optional255 = None,
-    tenant_identifier: Annotated[
-        str | None, Query(alias="tenantIdentifier", max_length=255)
-    ] = None,
-    user_identifier: Annotated[str | None, Query(alias="userIdentifier", max_length=255)] = None,
-) -> Response:
+@router.get(
+    "/notifications",
+    response_model=InboxPage,
+    openapi_extra={"parameters": parts.parameters(InboxQuery, "query")},
+)
+async def list_notifications(request: Request, principal: InboxReader) -> Response:
     """List the user's inbox, newest first (backends pass `userIdentifier`)."""
-    del user_identifier  # consumed by the auth dependency; declared here for /docs
-    # The body comes ready-made (page_body): FastAPI sends a Response as it is, so the page
-    # pays for no model validation or serialisation; response_model still documents it.
+    # The query is read here, as one model (kit.parts). The body comes ready-made
+    # (page_body): FastAPI sends a Response as it is, so the page pays for no model
+    # validation or serialisation; response_model still documents it.
+    q = parts.query(request, InboxQuery)
     body = await service.page(
         request.app.state.sessionmaker,
         getattr(request.app.state, "read_pool", None),
         app_id=principal.app.id,
         identifier=principal.user_identifier,
-        page_no=page_no,
-        limit=limit,
-        state_filter=filter,
-        category=category,
-        tenant=tenant_identifier,
+        page_no=q.pageNo,
+        limit=q.limit,
+        state_filter=q.filter,
+        category=q.category,
+        tenant=q.tenantIdentifier,
     )
     return Response(body, media_type="application/json")
 

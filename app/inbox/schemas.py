@@ -1,6 +1,6 @@
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.categories.models import Category
 from app.categories.schemas import CategoryRef
@@ -71,6 +71,19 @@ class InboxPage(BaseModel):
 
 
 InboxFilter = Literal["unread", "read", "interacted"]
+
+
+class InboxQuery(BaseModel):
+    """The inbox page's query string (kit.parts reads it; backends pass userIdentifier)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pageNo: int = Field(1, ge=1, le=1_000_000)
+    limit: int = Field(15, ge=1, le=100)
+    filter: InboxFilter | None = None
+    category: str | None = Field(None, max_length=255)
+    tenantIdentifier: str | None = Field(None, max_length=255)
+    userIdentifier: str | None = Field(None, max_length=255)
 
 
 class StateChange(BaseModel):

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import JSONResponse
 
 from app.auth.dependencies import Sender
@@ -8,40 +8,43 @@ from app.config import Settings
 from app.db import unit_of_work
 from app.delivery import crypto
 from app.errors import answers
+from app.kit import parts
 from app.kit.access import SEND_REQUEST_ID
 from app.routing import IN_APP
 from app.sends import accept, idempotency
 from app.sends.group import GroupCommit, Send
-from app.sends.schemas import SendAccepted, SendRequest
+from app.sends.schemas import SendAccepted, SendHeaders, SendRequest
 
 router = APIRouter(tags=["notifications"])
 
-IdempotencyHeader = Annotated[
-    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
-]
 
-
-# The hot route of the API, so it declares little: each dependency is FastAPI work on every
-# request. Its unit of work is opened here rather than by SessionDep, and only when needed:
-# a plain send reads nothing (its app comes from the cache) and its group writes it.
+# The hot route of the API, so it declares little: each parameter and dependency is FastAPI
+# work on every request. The body and the header are read here (kit.parts), and documented
+# by openapi_extra. Its unit of work is opened here rather than by SessionDep, and only when
+# needed: a plain send reads nothing (its app comes from the cache) and its group writes it.
 @router.post(
     "/notifications",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SendAccepted,
     # 409: a retry while the first is in flight; 422: the key with another body.
     responses=answers(409, 422),
+    openapi_extra={
+        "parameters": parts.parameters(SendHeaders, "header"),
+        **parts.json_body(SendRequest),
+    },
 )
 async def send_notification(
     request: Request,
+    raw: Annotated[parts.Body, Depends(parts.decoded)],
     principal: Sender,
-    body: SendRequest,
-    idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
     """Send a notification to recipients and topics (now, or at `sendAt`).
 
     Inbox rows for up to `HERALD_INLINE_RECIPIENTS` explicit recipients exist when this
     answers 202; larger audiences and topics are written by the worker. With an
     `Idempotency-Key`, a retry within 24 h gets the first answer and sends nothing twice."""
+    headers, body = parts.validated(request, raw, header_model=SendHeaders, body_model=SendRequest)
+    idempotency_key = headers.key
     settings: Settings = request.app.state.settings
     app = principal.app
     limits = accept.Limits(

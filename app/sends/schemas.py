@@ -83,6 +83,14 @@ class SendRequest(BaseModel):
     override: Override | None = None
 
 
+class SendHeaders(BaseModel):
+    """The send's own header (kit.parts reads it)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: str | None = Field(None, alias="Idempotency-Key", min_length=1, max_length=255)
+
+
 class SendAccepted(BaseModel):
     requestId: str
 

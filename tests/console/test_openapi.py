@@ -1,5 +1,7 @@
 """The OpenAPI document says what Herald answers: its errors, its credentials, working examples."""
 
+import json
+import re
 from typing import Any
 
 import httpx
@@ -250,3 +252,34 @@ async def test_a_slash_in_a_text_path_id_is_the_documented_404(
     response = await client.put("/v3/users/a%2Fb", json={}, headers=creds.backend())
     assert response.status_code == 404
     assert response.json() == {"status": "error", "statusCode": 404, "message": "Route not found"}
+
+
+async def test_the_hot_routes_document_the_parts_they_read_themselves(
+    document: dict[str, Any],
+) -> None:
+    # Their query, header and body are read by app.kit.parts, not declared to FastAPI.
+    inbox = document["paths"]["/v3/notifications"]["get"]
+    assert [(p["name"], p["in"], p["required"]) for p in inbox["parameters"]] == [
+        (name, "query", False)
+        for name in ("pageNo", "limit", "filter", "category", "tenantIdentifier", "userIdentifier")
+    ]
+    limits = {p["name"]: p["schema"] for p in inbox["parameters"]}
+    assert (limits["limit"]["minimum"], limits["limit"]["maximum"]) == (1, 100)
+    assert limits["filter"]["anyOf"][0]["enum"] == ["unread", "read", "interacted"]
+
+    send = document["paths"]["/v3/notifications"]["post"]
+    assert [(p["name"], p["in"], p["required"]) for p in send["parameters"]] == [
+        ("Idempotency-Key", "header", False)
+    ]
+    assert "x-herald-components" not in send
+    media = send["requestBody"]["content"]["application/json"]
+    assert send["requestBody"]["required"] is True
+    assert media["schema"] == {"$ref": "#/components/schemas/SendRequest"}
+    assert media["example"]["sendTo"] == {"recipients": ["alice"]}
+    components = document["components"]["schemas"]
+    sent = components["SendRequest"]
+    assert sent["required"] == ["notification"]
+    # Every schema it refers to is in the document.
+    refs = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(sent)))
+    assert refs
+    assert refs <= set(components), refs - set(components)

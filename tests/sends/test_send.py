@@ -332,6 +332,66 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient, creds: Creds) ->
     assert response.json()["message"] == ["request body is not valid JSON"]
 
 
+@pytest.mark.parametrize(
+    ("headers", "content", "status", "message"),
+    [
+        # As FastAPI read it: a body that is no JSON is refused before the credentials are
+        # looked at, and a missing body or one sent as text is no object.
+        ({"X-ENGAGESPOT-API-SECRET": "wrong"}, b"{", 400, ["request body is not valid JSON"]),
+        ({"X-ENGAGESPOT-API-SECRET": "wrong"}, b"[]", 401, "Invalid API secret"),
+        ({}, b"", 400, ["request body is required"]),
+        ({"Content-Type": "text/plain"}, b'{"notification":{}}', 400, None),
+        (
+            {"Content-Type": "application/json"},
+            b"\xff\xfe{",
+            400,
+            "There was an error parsing the body",
+        ),
+        # The header's errors and the body's come together, the header's first, named.
+        (
+            {"Idempotency-Key": ""},
+            b"[]",
+            400,
+            ["Idempotency-Key should not be empty", "request body must be an object"],
+        ),
+        (
+            {"Idempotency-Key": "k" * 256},
+            b'{"notification":{"title":"t"},"sendTo":{"recipients":["a"]}}',
+            400,
+            ["Idempotency-Key must be shorter than or equal to 255 characters"],
+        ),
+        (
+            {"Content-Type": "application/vnd.api+json"},
+            b'{"notification":{"title":"t"},"sendTo":{"recipients":["a"]}}',
+            202,
+            None,
+        ),
+    ],
+)
+async def test_the_body_and_header_are_read_as_fastapi_reads_them(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    creds: Creds,
+    headers: dict[str, str],
+    content: bytes,
+    status: int,
+    message: object,
+) -> None:
+    sent = {"Content-Type": "application/json", **creds.backend(), **headers}
+    response = await client.post("/v3/notifications", content=content, headers=sent)
+    assert response.status_code == status, response.text
+    if status == 202:
+        assert await _count(session, NotificationRequest) == 1
+        return
+    body = response.json()
+    assert body["status"] == "error"
+    if message is not None:
+        assert body["message"] == message
+    else:
+        assert body["message"] == ["request body must be an object"]
+    assert await _count(session, NotificationRequest) == 0
+
+
 async def test_more_recipients_than_the_limit_is_400(
     client: httpx.AsyncClient, session: AsyncSession, creds: Creds, settings: Settings
 ) -> None:
