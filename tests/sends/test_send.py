@@ -340,7 +340,12 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient, creds: Creds) ->
         ({"X-ENGAGESPOT-API-SECRET": "wrong"}, b"{", 400, ["request body is not valid JSON"]),
         ({"X-ENGAGESPOT-API-SECRET": "wrong"}, b"[]", 401, "Invalid API secret"),
         ({}, b"", 400, ["request body is required"]),
-        ({"Content-Type": "text/plain"}, b'{"notification":{}}', 400, None),
+        (
+            {"Content-Type": "text/plain"},
+            b'{"notification":{}}',
+            400,
+            ["request body must be an object"],
+        ),
         (
             {"Content-Type": "application/json"},
             b"\xff\xfe{",
@@ -385,10 +390,7 @@ async def test_the_body_and_header_are_read_as_fastapi_reads_them(
         return
     body = response.json()
     assert body["status"] == "error"
-    if message is not None:
-        assert body["message"] == message
-    else:
-        assert body["message"] == ["request body must be an object"]
+    assert body["message"] == message
     assert await _count(session, NotificationRequest) == 0
 
 
