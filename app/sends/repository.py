@@ -243,9 +243,9 @@ async def write_group(
     requests: Sequence[GroupRequest],
     recipients: Sequence[tuple[Any, ...]],
     notify: tuple[str, str, int],
-) -> int:
+) -> None:
     """Write finished requests, their users and their inbox rows, and NOTIFY what was
-    written; return the number of inbox rows written. `recipients`: (app id, identifier,
+    written. `recipients`: (app id, identifier,
     request id, title, message, icon, url, data JSON, blocks JSON, tenant, created_at) per
     inbox row; `notify`: (channel, event, pairs per message) of the NOTIFY payloads.
 
@@ -253,7 +253,7 @@ async def write_group(
     writing its rows did."""
     users = sorted({(r[0], r[1]) for r in recipients})
     columns = list(zip(*recipients, strict=True)) if recipients else [()] * 11
-    written: int = await connection.fetchval(
+    await connection.execute(
         _WRITE_SENDS,
         [r.id for r in requests],
         [r.app_id for r in requests],
@@ -268,4 +268,3 @@ async def write_group(
         *(list(column) for column in columns),
         *notify,
     )
-    return written
