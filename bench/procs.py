@@ -1,16 +1,17 @@
 """`herald serve --workers N`: throughput at 1 and 2 processes, and realtime through NOTIFY
 or Redis.
 
-    python -m bench.procs            # about 6 minutes
+    python -m bench.procs            # about 8 minutes
     python -m bench.procs --quick    # 1-second runs, small sizes: a smoke test
 
 On a fresh database (an embedded PostgreSQL of its own in bench/data/procs/, or
 --database-url), seeded with SQL (`u0` owns --user-rows of --rows shared rows):
 
 1. for 1 and then 2 processes (`herald serve --workers N`, each with its queue worker):
-   1-recipient sends and the inbox page of `u0`, with wrk at --connections, each run
-   alternated with a run of GET /health at the same connection count (the median of --runs
-   runs of --seconds), with the CPU share of each Herald process, PostgreSQL and wrk;
+   the inbox page of `u0`, 1-recipient sends to the --users other users in turn, and to
+   --hot-users of them, with wrk at --connections, each run alternated with a run of GET
+   /health at the same connection count (the median of --runs runs of --seconds), with the
+   CPU share of each Herald process, PostgreSQL and wrk;
 2. at 2 processes, realtime through PostgreSQL NOTIFY and then through Redis
    (HERALD_REDIS_URL, --redis-url): --sockets socket.io clients (websocket, one user each)
    connected from this process, --events 1-recipient sends to them at --concurrency, and the
@@ -27,6 +28,7 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +68,7 @@ class Options:
     seconds: float
     runs: int
     connections: int
+    hot_users: int
     sockets: int
     events: int
     concurrency: int
@@ -84,6 +87,10 @@ def options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument("--rows", type=int, help="shared notification rows (100,000)")
     parser.add_argument("--user-rows", type=int, help="rows of u0 (10,000)")
+    parser.add_argument("--users", type=int, help="users besides u0, the sends' recipients (9,000)")
+    parser.add_argument(
+        "--hot-users", type=int, default=100, help="recipients of the hot-spot sends (100; 0: none)"
+    )
     parser.add_argument("--sockets", type=int, help="realtime clients (100)")
     parser.add_argument("--events", type=int, help="sends to them per transport (2,000)")
     parser.add_argument("--concurrency", type=int, default=16, help="sends at once (16)")
@@ -94,13 +101,14 @@ def options(argv: list[str] | None = None) -> Options:
     quick = bool(args.quick)
     rows = args.rows or (10_000 if quick else 100_000)
     user_rows = args.user_rows or (1_000 if quick else 10_000)
-    shape = Shape(rows=rows, user_rows=user_rows, users=max(100, rows // user_rows))
+    shape = Shape(rows=rows, user_rows=user_rows, users=args.users or (1_000 if quick else 9_000))
     check(shape)
     return Options(
         shape=shape,
         seconds=args.seconds or (1.0 if quick else 5.0),
         runs=args.runs or (1 if quick else 3),
         connections=args.connections,
+        hot_users=min(args.hot_users, shape.users),
         sockets=args.sockets or (20 if quick else 100),
         events=args.events or (200 if quick else 2_000),
         concurrency=args.concurrency,
@@ -245,18 +253,27 @@ async def _throughput(
             headers=user,
         )
 
-    async def sends() -> wrk.Run:
-        return await wrk.run(
-            f"{base}/v3/notifications",
-            label="sends",
-            connections=c,
-            seconds=opts.seconds,
-            headers=backend,
-            script=wrk.SEND_SCRIPT,
-            script_args=[str(opts.shape.users)],
-        )
+    def sends(users: int) -> Callable[[], Awaitable[wrk.Run]]:
+        async def go() -> wrk.Run:
+            return await wrk.run(
+                f"{base}/v3/notifications",
+                label="sends",
+                connections=c,
+                seconds=opts.seconds,
+                headers=backend,
+                script=wrk.SEND_SCRIPT,
+                script_args=[str(users)],
+            )
 
-    plan = [(f"inbox page of {BIG_USER}", inbox), ("1-recipient sends", sends)]
+        return go
+
+    plan = [
+        (f"inbox page of {BIG_USER}", inbox),
+        (f"1-recipient sends to {opts.shape.users:,} users", sends(opts.shape.users)),
+    ]
+    if opts.hot_users:
+        # Few recipients: the groups of both processes lock the same counter rows.
+        plan.append((f"1-recipient sends to {opts.hot_users:,} users", sends(opts.hot_users)))
     for _, go in plan:  # warm every process and route, untimed
         await health()
         await go()
@@ -386,6 +403,12 @@ def markdown(
         if one and two and one[0].median("rate"):
             gain = two[0].median("rate") / one[0].median("rate")
             lines.append(f"\n- {name}: 2 processes give {gain:.2f} times the req/s of 1")
+    if opts.hot_users:
+        lines.append(
+            f"\n- Sends to {opts.hot_users:,} users: each group of sends raises the inbox "
+            "counters of its recipients, and a counter row stays locked until its group "
+            "commits; with few recipients the groups of two processes wait on each other."
+        )
     lines += [
         "",
         f"Realtime at 2 processes: {opts.sockets} socket.io clients (websocket, one user each) "
