@@ -48,6 +48,14 @@ class ReadPool:
     def opened(self) -> int:
         return self._opened
 
+    @property
+    def in_use(self) -> int:
+        return self._opened - len(self._idle)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         connection = await self._take()

@@ -18,6 +18,8 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy.pool import Pool
 
+from app.read_pool import ReadPool
+
 # Requests that matched no route share one label, so stray paths cannot grow the series.
 UNMATCHED = "unmatched"
 SEND = ("POST", "/v3/notifications", 202)
@@ -96,6 +98,29 @@ class Metrics:
             "Connections open beyond the pool size right now.",
             registry=r,
         )
+        self.read_pool_open = Gauge(
+            "herald_read_pool_open",
+            "Connections the inbox read pool has open (it opens them on demand, up to its size).",
+            registry=r,
+        )
+        self.read_pool_in_use = Gauge(
+            "herald_read_pool_in_use", "Read pool connections in use right now.", registry=r
+        )
+        self.read_pool_waiting = Gauge(
+            "herald_read_pool_waiting",
+            "Inbox reads waiting for a read pool connection right now.",
+            registry=r,
+        )
+        self.send_groups = Counter(
+            "herald_send_groups",
+            "Groups of plain sends committed, each by one transaction.",
+            registry=r,
+        )
+        self.grouped_sends = Counter(
+            "herald_send_group_sends",
+            "Plain sends those groups wrote: over herald_send_groups_total, the mean group size.",
+            registry=r,
+        )
         # A (entrypoint, state) once seen reads 0 when empty, rather than vanishing.
         self._queue_seen: set[tuple[str, str]] = set()
         # Label lookups cost a lock and a tuple each; children are cached per label set.
@@ -149,6 +174,17 @@ class Metrics:
             self.pool_checked_out.set(checked_out())
             # QueuePool counts overflow from -size up: only what is past the size is overflow.
             self.pool_overflow.set(max(0, overflow()))
+
+    def set_read_pool(self, pool: ReadPool | None) -> None:
+        if pool is not None:
+            self.read_pool_open.set(pool.opened)
+            self.read_pool_in_use.set(pool.in_use)
+            self.read_pool_waiting.set(pool.waiting)
+
+    def grouped(self, sends: int) -> None:
+        """Count one committed group of `sends` plain sends."""
+        self.send_groups.inc()
+        self.grouped_sends.inc(sends)
 
     def render(self, accept: str | None) -> tuple[bytes, str]:
         """The exposition in the format the scraper asked for; (body, content type)."""

@@ -18,11 +18,13 @@ QUEUE_TIMEOUT_S = 2.0
 
 @router.get("/metrics", response_class=Response, dependencies=[MetricsDep])
 async def metrics(request: Request) -> Response:
-    """Report requests, latency, sends, the queue, sockets and the database pool (Prometheus)."""
+    """Report requests, latency, sends and their groups, the queue, sockets and the database
+    pools (Prometheus)."""
     state = request.app.state
     registry: Metrics = state.metrics
     registry.set_queue(await _queue(state.sessionmaker))
     registry.set_pool(state.engine.pool)
+    registry.set_read_pool(getattr(state, "read_pool", None))
     registry.sockets.set(state.realtime.sockets())
     body, content_type = registry.render(request.headers.get("accept"))
     return Response(body, media_type=content_type)

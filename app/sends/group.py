@@ -51,10 +51,15 @@ class GroupCommit:
     """Writes the sends submitted while a group is in flight as the next group.
 
     `maker` is read at each group, so the session factory in use then writes it (tests
-    swap it per test)."""
+    swap it per test). `committed` hears the size of each group committed."""
 
-    def __init__(self, maker: Callable[[], async_sessionmaker[AsyncSession]]) -> None:
+    def __init__(
+        self,
+        maker: Callable[[], async_sessionmaker[AsyncSession]],
+        committed: Callable[[int], None] | None = None,
+    ) -> None:
         self._maker = maker
+        self._committed = committed
         self._waiting: list[tuple[Send, asyncio.Future[None]]] = []
         self._flight: asyncio.Task[None] | None = None
         self.groups = 0  # groups committed, for tests and benches
@@ -94,6 +99,8 @@ class GroupCommit:
             _settle(group, exc)
             raise
         self.groups += 1
+        if self._committed is not None:
+            self._committed(len(group))
         _settle(group, None)
 
     async def _commit(self, sends: Sequence[Send]) -> None:

@@ -98,7 +98,9 @@ def _group(request: Request) -> GroupCommit:
     group: GroupCommit | None = getattr(state, "send_group", None)
     if group is None:
         # The session factory is read at each group: tests swap it per test.
-        group = state.send_group = GroupCommit(lambda: state.sessionmaker)
+        group = state.send_group = GroupCommit(
+            lambda: state.sessionmaker, committed=state.metrics.grouped
+        )
     return group
 
 
