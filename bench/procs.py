@@ -405,9 +405,9 @@ def markdown(
             lines.append(f"\n- {name}: 2 processes give {gain:.2f} times the req/s of 1")
     if opts.hot_users:
         lines.append(
-            f"\n- Sends to {opts.hot_users:,} users: each group of sends raises the inbox "
-            "counters of its recipients, and a counter row stays locked until its group "
-            "commits; with few recipients the groups of two processes wait on each other."
+            f"\n- Sends to {opts.hot_users:,} users: the groups of both processes raise the "
+            "same inbox counter rows, and each holds its rows' locks until it commits; the "
+            f"gap to the {opts.shape.users:,}-user figure is what that sharing costs."
         )
     lines += [
         "",
