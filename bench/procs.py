@@ -1,17 +1,20 @@
 """`herald serve --workers N`: throughput at 1 and 2 processes, and realtime through NOTIFY
 or Redis.
 
-    python -m bench.procs            # about 8 minutes
+    python -m bench.procs            # about 6 minutes
     python -m bench.procs --quick    # 1-second runs, small sizes: a smoke test
 
 On a fresh database (an embedded PostgreSQL of its own in bench/data/procs/, or
 --database-url), seeded with SQL (`u0` owns --user-rows of --rows shared rows):
 
-1. for 1 and then 2 processes (`herald serve --workers N`, each with its queue worker):
-   the inbox page of `u0`, 1-recipient sends to the --users other users in turn, and to
-   --hot-users of them, with wrk at --connections, each run alternated with a run of GET
-   /health at the same connection count (the median of --runs runs of --seconds), with the
-   CPU share of each Herald process, PostgreSQL and wrk;
+1. in --runs rounds, each a fresh `herald serve --workers 1` and then a fresh `--workers 2`
+   (each process with its queue worker): one run of --seconds of the inbox page of `u0`, of
+   1-recipient sends to the --users other users in turn, and of sends to --hot-users of
+   them, with wrk at --connections, each run alternated with a run of GET /health at the same
+   connection count; the medians over the rounds, with the CPU share of each Herald process,
+   PostgreSQL and wrk. Rounds, not every 1-process run before every 2-process one: on a
+   shared machine the speed drifts over minutes (two full runs half an hour apart gave 1.08
+   and 0.98 for the sends), and drift then falls on both counts alike;
 2. at 2 processes, realtime through PostgreSQL NOTIFY and then through Redis
    (HERALD_REDIS_URL, --redis-url): --sockets socket.io clients (websocket, one user each)
    connected from this process, --events 1-recipient sends to them at --concurrency, and the
@@ -60,6 +63,7 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 MARK_BEGIN = "<!-- bench:procs -->"
 MARK_END = "<!-- /bench:procs -->"
 TICK = os.sysconf("SC_CLK_TCK")
+WARM_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ def options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--concurrency", type=int, default=16, help="sends at once (16)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--database-url", help="a PostgreSQL server instead of pgserver")
+    parser.add_argument("--database-name", help="its database (herald_bench_procs[_quick])")
     parser.add_argument("--results", type=Path, help="file to update (bench/RESULTS.md)")
     args = parser.parse_args(argv)
     quick = bool(args.quick)
@@ -114,7 +119,8 @@ def options(argv: list[str] | None = None) -> Options:
         concurrency=args.concurrency,
         redis_url=args.redis_url,
         database_url=asyncpg_url(args.database_url) if args.database_url else None,
-        database_name="herald_bench_procs_quick" if quick else "herald_bench_procs",
+        database_name=args.database_name
+        or ("herald_bench_procs_quick" if quick else "herald_bench_procs"),
         results=args.results or (None if quick else RESULTS),
     )
 
@@ -179,9 +185,13 @@ def _run(opts: Options, server_url: str, command: str, started: datetime) -> Non
     url, made = fresh_app_database(server_url, opts.database_name)
     asyncio.run(_seed(url, made.id, opts.shape))
     keys = AppKeys(made.api_key, made.api_secret)
-    for count in (1, 2):
-        with herald(url, args=["--workers", str(count)]) as (base, proc):
-            asyncio.run(_throughput(opts, url, base, proc.pid, count, keys, measured))
+    figures: dict[tuple[int, str], Figure] = {}
+    for round_ in range(opts.runs):
+        for count in (1, 2):
+            with herald(url, args=["--workers", str(count)]) as (base, proc):
+                step = f"round {round_ + 1}/{opts.runs}, {count} process(es)"
+                asyncio.run(_throughput(opts, url, base, proc.pid, count, keys, figures, step))
+    measured.figures = [figures[key] for key in sorted(figures, key=lambda k: k[0])]
     for transport, env in (
         ("NOTIFY", {}),
         ("Redis", {"HERALD_REDIS_URL": opts.redis_url, "HERALD_REDIS_CHANNEL": _channel()}),
@@ -233,33 +243,42 @@ class Herald:
 
 
 async def _throughput(
-    opts: Options, url: str, base: str, parent: int, count: int, keys: AppKeys, measured: Measured
+    opts: Options,
+    url: str,
+    base: str,
+    parent: int,
+    count: int,
+    keys: AppKeys,
+    figures: dict[tuple[int, str], Figure],
+    step: str,
 ) -> None:
+    """One run of each figure at `count` processes, after an untimed warm-up of each, added
+    to `figures` (keyed by process count and figure, in the order they first ran)."""
     postgres = Processes(postmaster_pid=await postmaster_pid(plain(url)))
     server = Herald(parent)
     user = {"X-ENGAGESPOT-API-KEY": keys.api_key, "X-ENGAGESPOT-USER-ID": BIG_USER}
     backend = {"X-ENGAGESPOT-API-KEY": keys.api_key, "X-ENGAGESPOT-API-SECRET": keys.api_secret}
     c = opts.connections
 
-    async def health() -> wrk.Run:
-        return await wrk.run(f"{base}/health", label="/health", connections=c, seconds=opts.seconds)
+    async def health(seconds: float) -> wrk.Run:
+        return await wrk.run(f"{base}/health", label="/health", connections=c, seconds=seconds)
 
-    async def inbox() -> wrk.Run:
+    async def inbox(seconds: float) -> wrk.Run:
         return await wrk.run(
             f"{base}/v3/notifications",
             label="inbox",
             connections=c,
-            seconds=opts.seconds,
+            seconds=seconds,
             headers=user,
         )
 
-    def sends(users: int) -> Callable[[], Awaitable[wrk.Run]]:
-        async def go() -> wrk.Run:
+    def sends(users: int) -> Callable[[float], Awaitable[wrk.Run]]:
+        async def go(seconds: float) -> wrk.Run:
             return await wrk.run(
                 f"{base}/v3/notifications",
                 label="sends",
                 connections=c,
-                seconds=opts.seconds,
+                seconds=seconds,
                 headers=backend,
                 script=wrk.SEND_SCRIPT,
                 script_args=[str(users)],
@@ -274,25 +293,26 @@ async def _throughput(
     if opts.hot_users:
         # Few recipients: the groups of both processes lock the same counter rows.
         plan.append((f"1-recipient sends to {opts.hot_users:,} users", sends(opts.hot_users)))
-    for _, go in plan:  # warm every process and route, untimed
-        await health()
-        await go()
+    # Warm every process and route, untimed: a fresh server's first requests open its
+    # connections and plan its statements.
+    warm = min(opts.seconds, WARM_SECONDS)
+    for _, go in plan:
+        await health(warm)
+        await go(warm)
     for name, go in plan:
-        figure = Figure(name, count)
-        for r in range(opts.runs):
-            progress(f"bench: {count} process(es), {name}: run {r + 1}/{opts.runs}")
-            figure.health.append(await health())
-            before_h, before_pg, before_wrk = server.cpu(), postgres.cpu(), _wrk_cpu()
-            started = time.perf_counter()
-            figure.runs.append(await go())
-            figure.wall += time.perf_counter() - started
-            after_h, after_pg = server.cpu(), postgres.cpu()
-            for proc, seconds in after_h.items():
-                figure.cpu[proc] = figure.cpu.get(proc, 0.0) + seconds - before_h.get(proc, 0.0)
-            spent_pg = (after_pg.postgres or 0.0) - (before_pg.postgres or 0.0)
-            figure.cpu["postgres"] = figure.cpu.get("postgres", 0.0) + spent_pg
-            figure.cpu["wrk"] = figure.cpu.get("wrk", 0.0) + _wrk_cpu() - before_wrk
-        measured.figures.append(figure)
+        figure = figures.setdefault((count, name), Figure(name, count))
+        progress(f"bench: {step}, {name}")
+        figure.health.append(await health(opts.seconds))
+        before_h, before_pg, before_wrk = server.cpu(), postgres.cpu(), _wrk_cpu()
+        started = time.perf_counter()
+        figure.runs.append(await go(opts.seconds))
+        figure.wall += time.perf_counter() - started
+        after_h, after_pg = server.cpu(), postgres.cpu()
+        for proc, seconds in after_h.items():
+            figure.cpu[proc] = figure.cpu.get(proc, 0.0) + seconds - before_h.get(proc, 0.0)
+        spent_pg = (after_pg.postgres or 0.0) - (before_pg.postgres or 0.0)
+        figure.cpu["postgres"] = figure.cpu.get("postgres", 0.0) + spent_pg
+        figure.cpu["wrk"] = figure.cpu.get("wrk", 0.0) + _wrk_cpu() - before_wrk
 
 
 async def _realtime(
@@ -375,8 +395,9 @@ def markdown(
         f"- Load average (1/5/15 min) before: {measured.load_before}; after: {measured.load_after}",
         f"- Data: `{BIG_USER}` owns {opts.shape.user_rows:,} of {opts.shape.rows:,} rows. "
         f"wrk at {opts.connections} connections, {opts.runs} runs of {opts.seconds:g} s per "
-        "figure, each alternated with a /health run; medians. `herald serve --workers N`, "
-        "each process with its queue worker (a child process); wrk, Herald and PostgreSQL share "
+        "figure, each alternated with a /health run; medians. The runs go in rounds: in each, a "
+        "fresh `herald serve --workers 1` runs every figure once, then a fresh `--workers 2`. "
+        "Each process has its queue worker (a child process); wrk, Herald and PostgreSQL share "
         "the cores.",
         "",
         "| figure | processes | req/s | p50 ms | p99 ms | /health req/s | req/s ÷ /health "
@@ -406,8 +427,9 @@ def markdown(
     if opts.hot_users:
         lines.append(
             f"\n- Sends to {opts.hot_users:,} users: the groups of both processes raise the "
-            "same inbox counter rows, and each holds its rows' locks until it commits; the "
-            f"gap to the {opts.shape.users:,}-user figure is what that sharing costs."
+            "same inbox counter rows, and each holds its rows' locks until it commits; those "
+            f"to {opts.shape.users:,} users seldom share a row. Between the two, the difference "
+            "is that sharing plus the run-to-run noise of this machine."
         )
     lines += [
         "",
