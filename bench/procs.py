@@ -70,6 +70,7 @@ WARM_SECONDS = 2.0
 class Options:
     shape: Shape
     seconds: float
+    warm_seconds: float  # each route's untimed run on a fresh server (none for --quick)
     runs: int
     connections: int
     hot_users: int
@@ -111,6 +112,7 @@ def options(argv: list[str] | None = None) -> Options:
     return Options(
         shape=shape,
         seconds=args.seconds or (1.0 if quick else 5.0),
+        warm_seconds=0.0 if quick else min(args.seconds or 5.0, WARM_SECONDS),
         runs=args.runs or (1 if quick else 3),
         connections=args.connections,
         hot_users=min(args.hot_users, shape.users),
@@ -252,8 +254,9 @@ async def _throughput(
     figures: dict[tuple[int, str], Figure],
     step: str,
 ) -> None:
-    """One run of each figure at `count` processes, after an untimed warm-up of each, added
-    to `figures` (keyed by process count and figure, in the order they first ran)."""
+    """One run of each figure at `count` processes, after an untimed warm-up of each (none
+    for --quick), added to `figures` (keyed by process count and figure, in the order they
+    first ran)."""
     postgres = Processes(postmaster_pid=await postmaster_pid(plain(url)))
     server = Herald(parent)
     user = {"X-ENGAGESPOT-API-KEY": keys.api_key, "X-ENGAGESPOT-USER-ID": BIG_USER}
@@ -295,10 +298,9 @@ async def _throughput(
         plan.append((f"1-recipient sends to {opts.hot_users:,} users", sends(opts.hot_users)))
     # Warm every process and route, untimed: a fresh server's first requests open its
     # connections and plan its statements.
-    warm = min(opts.seconds, WARM_SECONDS)
-    for _, go in plan:
-        await health(warm)
-        await go(warm)
+    for _, go in plan if opts.warm_seconds else ():
+        await health(opts.warm_seconds)
+        await go(opts.warm_seconds)
     for name, go in plan:
         figure = figures.setdefault((count, name), Figure(name, count))
         progress(f"bench: {step}, {name}")

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import os
+import random
 import secrets
 import socket
 import subprocess
@@ -252,7 +253,36 @@ def stop_process(proc: subprocess.Popen[bytes], *, grace: float = 15) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A port nothing on 127.0.0.1 listens on, below the kernel's ephemeral range, and not
+    handed out before by this process.
+
+    A port from the ephemeral range (what binding port 0 gives) can be taken, between this
+    check and the server's bind, as the local end of an outgoing connection: servers started
+    one after another connect to PostgreSQL over TCP many times while they start, and one
+    replica of tests/ops/test_replicas.py found its port in use that way."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 16_000), low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
         return port
+    with socket.socket() as s:  # a crowded range: the kernel's choice after all
+        s.bind(("127.0.0.1", 0))
+        chosen: int = s.getsockname()[1]
+        return chosen
+
+
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
