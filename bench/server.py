@@ -253,13 +253,14 @@ def stop_process(proc: subprocess.Popen[bytes], *, grace: float = 15) -> None:
 
 
 def free_port() -> int:
-    """A port nothing on 127.0.0.1 listens on, below the kernel's ephemeral range, and not
-    handed out before by this process.
+    """A port nothing on 127.0.0.1 listens on, not handed out before by this process, and
+    below the kernel's ephemeral range.
 
-    A port from the ephemeral range (what binding port 0 gives) can be taken, between this
-    check and the server's bind, as the local end of an outgoing connection: servers started
-    one after another connect to PostgreSQL over TCP many times while they start, and one
-    replica of tests/ops/test_replicas.py found its port in use that way."""
+    Binding port 0 can give a port again once it is closed: two replicas of
+    tests/ops/test_replicas.py were given one port, the second found it taken and exited,
+    and the first answered /ready for both. And a port from the ephemeral range can be
+    taken, between this check and the server's bind, as the local end of an outgoing
+    connection (servers starting meanwhile connect to PostgreSQL over TCP)."""
     low = _ephemeral_low()
     for _ in range(200):
         port = random.randrange(max(1024, low - 16_000), low)
