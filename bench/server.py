@@ -256,11 +256,11 @@ def free_port() -> int:
     """A port nothing on 127.0.0.1 listens on, not handed out before by this process, and
     below the kernel's ephemeral range.
 
-    Binding port 0 can give a port again once it is closed: two replicas of
-    tests/ops/test_replicas.py were given one port, the second found it taken and exited,
-    and the first answered /ready for both. And a port from the ephemeral range can be
-    taken, between this check and the server's bind, as the local end of an outgoing
-    connection (servers starting meanwhile connect to PostgreSQL over TCP)."""
+    Binding port 0 can give a port again once it is closed, and a port from the ephemeral
+    range can be taken, between this check and the server's bind, as the local end of an
+    outgoing connection (servers starting meanwhile connect to PostgreSQL over TCP). Once, a
+    replica of tests/ops/test_replicas.py found its port taken and exited, and whatever held
+    the port answered that replica's /ready."""
     low = _ephemeral_low()
     for _ in range(200):
         port = random.randrange(max(1024, low - 16_000), low)
