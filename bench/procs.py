@@ -298,9 +298,10 @@ async def _throughput(
         plan.append((f"1-recipient sends to {opts.hot_users:,} users", sends(opts.hot_users)))
     # Warm every process and route, untimed: a fresh server's first requests open its
     # connections and plan its statements.
-    for _, go in plan if opts.warm_seconds else ():
-        await health(opts.warm_seconds)
-        await go(opts.warm_seconds)
+    if opts.warm_seconds:
+        for _, go in plan:
+            await health(opts.warm_seconds)
+            await go(opts.warm_seconds)
     for name, go in plan:
         figure = figures.setdefault((count, name), Figure(name, count))
         progress(f"bench: {step}, {name}")

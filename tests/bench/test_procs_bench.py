@@ -1,36 +1,21 @@
 """bench/procs.py end to end at --quick sizes: rounds of 1 and 2 processes, both transports."""
 
-import asyncio
-import os
 import re
 import shutil
 
 import pytest
-import redis.asyncio as aioredis
 
 from tests.bench.quick import run_quick
+from tests.redis_peer import REDIS_URL, skip_without_redis
 
 pytestmark = [
     pytest.mark.live,
     pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed"),
 ]
 
-REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-async def _redis_answers() -> bool:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        return bool(await client.ping())
-    except (OSError, aioredis.ConnectionError):
-        return False
-    finally:
-        await client.aclose()
-
 
 def test_procs_bench_quick(server_url: str) -> None:
-    if not asyncio.run(_redis_answers()):
-        pytest.skip(f"no Redis answers at {REDIS_URL} (set HERALD_TEST_REDIS_URL)")
+    skip_without_redis()
     run = run_quick(
         "bench.procs",
         server_url,

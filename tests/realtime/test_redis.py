@@ -21,24 +21,12 @@ from tests.conftest import ADMIN_TOKEN
 from tests.live import running_process
 from tests.realtime.client import connected
 from tests.realtime.procs import admin_app, send, through_process_with, wait_for_children
-
-REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-async def _redis_answers() -> bool:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        return bool(await client.ping())
-    except (OSError, aioredis.ConnectionError):
-        return False
-    finally:
-        await client.aclose()
+from tests.redis_peer import REDIS_URL, skip_without_redis
 
 
 @pytest.fixture
 def channel() -> str:
-    if not asyncio.run(_redis_answers()):
-        pytest.skip(f"no Redis answers at {REDIS_URL} (set HERALD_TEST_REDIS_URL)")
+    skip_without_redis()
     return "herald-test-" + secrets.token_hex(6)
 
 
