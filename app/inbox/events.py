@@ -1,4 +1,5 @@
-"""Inbox events, published through PostgreSQL NOTIFY inside the writing transaction.
+"""Inbox events, published through PostgreSQL NOTIFY inside the writing transaction (the
+group commit of plain sends notifies just after its commit instead: app/sends/group.py).
 
 NOTIFY is transactional: listeners hear an event only if the change committed, and never for
 one that rolled back. Payloads stay small (ids only); each process loads what it emits."""

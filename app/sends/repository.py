@@ -226,15 +226,16 @@ class GroupRequest(NamedTuple):
     created_at: datetime
 
 
-# One call of the function migration 0015 defines: one round trip, committed on return when
+# One call of the function migration 0017 defines: one round trip, committed on return when
 # the connection is in no transaction (db.autocommitting).
-_WRITE_SENDS = """
-    SELECT write_sends($1::uuid[], $2::bigint[], $3::text[], $4::integer[], $5::text[],
-                       $6::text[], $7::timestamptz[], $8::bigint[], $9::text[], $10,
-                       $11::bigint[], $12::text[], $13::uuid[], $14::text[], $15::text[],
-                       $16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
-                       $21::timestamptz[], $22, $23, $24)
+_WRITE_SEND_GROUP = """
+    SELECT write_send_group($1::uuid[], $2::bigint[], $3::text[], $4::integer[], $5::text[],
+                            $6::text[], $7::timestamptz[], $8::bigint[], $9::text[], $10,
+                            $11::bigint[], $12::text[], $13::uuid[], $14::text[], $15::text[],
+                            $16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
+                            $21::timestamptz[], $22, $23)
 """
+_NOTIFY = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
 
 
 async def write_group(
@@ -242,19 +243,20 @@ async def write_group(
     *,
     requests: Sequence[GroupRequest],
     recipients: Sequence[tuple[Any, ...]],
-    notify: tuple[str, str, int],
-) -> None:
-    """Write finished requests, their users and their inbox rows, and NOTIFY what was
-    written. `recipients`: (app id, identifier,
-    request id, title, message, icon, url, data JSON, blocks JSON, tenant, created_at) per
-    inbox row; `notify`: (channel, event, pairs per message) of the NOTIFY payloads.
+    event: tuple[str, int],
+) -> list[str]:
+    """Write finished requests, their users and their inbox rows; return the NOTIFY
+    payloads of what was written, for `notify` once the rows are committed. `recipients`:
+    (app id, identifier, request id, title, message, icon, url, data JSON, blocks JSON,
+    tenant, created_at) per inbox row; `event`: (event name, pairs per message) of the
+    payloads.
 
     On the driver's connection: through a session a group cost the server more than
     writing its rows did."""
     users = sorted({(r[0], r[1]) for r in recipients})
     columns = list(zip(*recipients, strict=True)) if recipients else [()] * 11
-    await connection.execute(
-        _WRITE_SENDS,
+    payloads: list[str] = await connection.fetchval(
+        _WRITE_SEND_GROUP,
         [r.id for r in requests],
         [r.app_id for r in requests],
         [r.payload for r in requests],
@@ -266,5 +268,13 @@ async def write_group(
         [i for _, i in users],
         EMAIL_LIKE,
         *(list(column) for column in columns),
-        *notify,
+        *event,
     )
+    return payloads
+
+
+async def notify(connection: asyncpg.Connection, channel: str, payloads: Sequence[str]) -> None:
+    """NOTIFY `payloads` on `channel`, in a transaction of their own when the connection is
+    in none: it writes nothing, so its commit waits for no WAL flush."""
+    if payloads:
+        await connection.execute(_NOTIFY, channel, list(payloads))

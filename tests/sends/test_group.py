@@ -2,9 +2,11 @@
 each is answered after its own rows are committed, and a failing one fails alone."""
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from asyncpg import ForeignKeyViolationError
@@ -13,6 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import make_sessionmaker
+from app.inbox import events
 from app.inbox.models import Notification
 from app.kit.timefmt import utcnow
 from app.sends.group import GroupCommit, Send
@@ -185,9 +188,9 @@ async def test_the_group_function_plans_its_statements_once_per_connection(
     session: AsyncSession,
 ) -> None:
     # Left to choose, PostgreSQL planned them on every call: a third of a small group's
-    # cost on the server (migration 0016).
+    # cost on the server (migrations 0016 and 0017).
     config = await session.scalar(
-        text("SELECT proconfig FROM pg_proc WHERE proname = 'write_sends'")
+        text("SELECT proconfig FROM pg_proc WHERE proname = 'write_send_group'")
     )
     assert config == ["plan_cache_mode=force_generic_plan"]
 
@@ -210,11 +213,11 @@ async def test_a_send_to_a_user_another_transaction_is_creating_gets_its_row(
         async with live_engine.connect() as watch:
             # Each look in a transaction of its own: one keeps its first view of the stats.
             await watch.execution_options(isolation_level="AUTOCOMMIT")
-            # The sentinel: a backend blocked on a lock inside write_sends.
+            # The sentinel: a backend blocked on a lock inside write_send_group.
             while not await watch.scalar(
                 text(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query LIKE '%write_sends%'"
+                    "AND query LIKE '%write_send_group%'"
                 )
             ):
                 assert not written.done(), written
@@ -230,3 +233,82 @@ async def test_a_send_to_a_user_another_transaction_is_creating_gets_its_row(
             .where(User.app_id == live_app.id, User.identifier == "racer")
         )
     assert users == 1
+
+
+@pytest.mark.parametrize(("short_of_cpu", "groups"), [(True, 1), (False, 2)])
+async def test_short_of_cpu_a_group_waits_for_the_sends_on_their_way(
+    live_app: Creds,
+    live_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    short_of_cpu: bool,
+    groups: int,
+) -> None:
+    # Six sends, one per turn of the event loop. With a core to spare the first is written
+    # at once and the other five wait for it; short of CPU, all six make one group.
+    monkeypatch.setattr("app.sends.group.GATHER_MOST", 30.0)  # however slow the machine
+    group = GroupCommit(lambda: make_sessionmaker(live_engine), short_of_cpu=lambda: short_of_cpu)
+    sends = [_send(live_app.id, f"turn{i}") for i in range(6)]
+    writes = []
+    for send in sends:
+        writes.append(asyncio.create_task(group.write(send)))
+        await asyncio.sleep(0)
+    await asyncio.wait_for(asyncio.gather(*writes), timeout=30)
+
+    assert group.groups == groups
+    async with AsyncSession(live_engine) as session:
+        for send in sends:
+            assert await _rows(session, str(send.request_id)) == [(send.identifiers[0],) * 2]
+
+
+async def _listening(dsn: str, heard: asyncio.Queue[str]) -> asyncpg.Connection:
+    listener = await asyncpg.connect(dsn)
+    await listener.add_listener(events.CHANNEL, lambda *args: heard.put_nowait(args[3]))
+    return listener
+
+
+async def test_a_groups_events_name_its_committed_rows_and_go_out_before_its_answers(
+    live_app: Creds, live_engine: AsyncEngine, live_database_url: str
+) -> None:
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await _listening(live_database_url.replace("+asyncpg", "", 1), heard)
+    try:
+        group = GroupCommit(lambda: make_sessionmaker(live_engine))
+        sends = [_send(live_app.id, f"ev{i}") for i in range(5)]
+        await asyncio.gather(*(group.write(s) for s in sends))
+        # Sent before the answers, on another connection: by now it has reached the
+        # listener's socket, or will within moments.
+        pairs: list[tuple[int, int | None]] = []
+        while len(pairs) < 5:
+            event, more = events.decode(await asyncio.wait_for(heard.get(), timeout=10))
+            assert event == "NEW_NOTIFICATION"
+            pairs += more
+    finally:
+        await listener.close()
+
+    async with AsyncSession(live_engine) as session:
+        rows = await session.execute(
+            select(Notification.user_id, Notification.id).where(
+                Notification.request_id.in_([s.request_id for s in sends])
+            )
+        )
+        assert sorted(pairs) == sorted((u, n) for u, n in rows)
+
+
+async def test_events_that_cannot_be_sent_leave_the_committed_sends_answered(
+    live_app: Creds,
+    live_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # PostgreSQL refuses a channel name of 64 bytes or more: the NOTIFY fails, after the
+    # commit of the rows it announces.
+    monkeypatch.setattr(events, "CHANNEL", "x" * 64)
+    group = GroupCommit(lambda: make_sessionmaker(live_engine))
+    send = _send(live_app.id, "unheard")
+    with caplog.at_level(logging.WARNING, logger="herald.sends"):
+        await group.write(send)
+
+    assert group.groups == 1
+    assert "a group of 1 sends committed, then failed" in caplog.text
+    async with AsyncSession(live_engine) as session:
+        assert await _rows(session, str(send.request_id)) == [("unheard", "unheard")]
