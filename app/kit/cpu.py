@@ -17,9 +17,7 @@ class Contention:
 
     Call it from one thread: the file it reads is the caller's."""
 
-    def __init__(
-        self, *, share: float = 0.1, window: float = 0.1, path: Path = SCHEDSTAT
-    ) -> None:
+    def __init__(self, *, share: float = 0.1, window: float = 0.1, path: Path = SCHEDSTAT) -> None:
         self.share = share
         self.window = window
         self.path = path
