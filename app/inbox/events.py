@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +33,8 @@ Event = Literal[
 _NOTIFY = text(
     "SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) AS payload"
 )
+# The same, on the driver's connection (publish_payloads).
+_NOTIFY_DRIVER = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
 
 
 def messages(event: Event, pairs: Sequence[tuple[int, int | None]]) -> list[str]:
@@ -54,3 +57,11 @@ async def publish(
     listed = list(pairs)
     if listed:
         await session.execute(_NOTIFY, {"channel": CHANNEL, "payloads": messages(event, listed)})
+
+
+async def publish_payloads(connection: asyncpg.Connection, payloads: Sequence[str]) -> None:
+    """NOTIFY payloads made already (by `messages`, or by the group commit's function), in a
+    transaction of their own when the connection is in none: one that writes nothing, so
+    its commit waits for no WAL flush."""
+    if payloads:
+        await connection.execute(_NOTIFY_DRIVER, CHANNEL, list(payloads))

@@ -152,7 +152,7 @@ class GroupCommit:
                     event=("NEW_NOTIFICATION", events.PAIRS_PER_MESSAGE),
                 )
                 committed = True
-                await repository.notify(connection, events.CHANNEL, payloads)
+                await events.publish_payloads(connection, payloads)
         except Exception:
             if not committed:
                 raise

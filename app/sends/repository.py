@@ -235,7 +235,6 @@ _WRITE_SEND_GROUP = """
                             $16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
                             $21::timestamptz[], $22, $23)
 """
-_NOTIFY = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
 
 
 async def write_group(
@@ -246,10 +245,10 @@ async def write_group(
     event: tuple[str, int],
 ) -> list[str]:
     """Write finished requests, their users and their inbox rows; return the NOTIFY
-    payloads of what was written, for `notify` once the rows are committed. `recipients`:
-    (app id, identifier, request id, title, message, icon, url, data JSON, blocks JSON,
-    tenant, created_at) per inbox row; `event`: (event name, pairs per message) of the
-    payloads.
+    payloads of what was written, for `events.publish_payloads` once the rows are committed.
+    `recipients`: (app id, identifier, request id, title, message, icon, url, data JSON,
+    blocks JSON, tenant, created_at) per inbox row; `event`: (event name, pairs per message)
+    of the payloads.
 
     On the driver's connection: through a session a group cost the server more than
     writing its rows did."""
@@ -271,10 +270,3 @@ async def write_group(
         *event,
     )
     return payloads
-
-
-async def notify(connection: asyncpg.Connection, channel: str, payloads: Sequence[str]) -> None:
-    """NOTIFY `payloads` on `channel`, in a transaction of their own when the connection is
-    in none: it writes nothing, so its commit waits for no WAL flush."""
-    if payloads:
-        await connection.execute(_NOTIFY, channel, list(payloads))

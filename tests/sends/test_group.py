@@ -266,7 +266,7 @@ async def _listening(dsn: str, heard: asyncio.Queue[str]) -> asyncpg.Connection:
     return listener
 
 
-async def test_a_groups_events_name_its_committed_rows_and_go_out_before_its_answers(
+async def test_a_groups_events_name_exactly_its_committed_rows(
     live_app: Creds, live_engine: AsyncEngine, live_database_url: str
 ) -> None:
     heard: asyncio.Queue[str] = asyncio.Queue()
@@ -275,8 +275,8 @@ async def test_a_groups_events_name_its_committed_rows_and_go_out_before_its_ans
         group = GroupCommit(lambda: make_sessionmaker(live_engine))
         sends = [_send(live_app.id, f"ev{i}") for i in range(5)]
         await asyncio.gather(*(group.write(s) for s in sends))
-        # Sent before the answers, on another connection: by now it has reached the
-        # listener's socket, or will within moments.
+        # Sent before the answers, on another connection: it reaches the listener within
+        # moments, if not already.
         pairs: list[tuple[int, int | None]] = []
         while len(pairs) < 5:
             event, more = events.decode(await asyncio.wait_for(heard.get(), timeout=10))
