@@ -71,10 +71,19 @@ def open_secrets(settings: Settings, db: runtime.Database) -> Keyring:
         raise
 
 
-def serve(host: str | None, port: int | None, *, worker: bool, workers: int | None = None) -> None:
+def serve(
+    host: str | None,
+    port: int | None,
+    *,
+    worker: bool,
+    workers: int | None = None,
+    pin_cpus: bool = False,
+) -> None:
     settings = get_settings().model_copy(update={"worker": worker})
     if workers is not None:
         settings = settings.model_copy(update={"workers": workers})
+    if pin_cpus:
+        settings = settings.model_copy(update={"pin_cpus": True})
     port_setting = "--port" if port else "HERALD_PORT"
     host = host or settings.host
     port = port or settings.port
@@ -92,7 +101,7 @@ def serve(host: str | None, port: int | None, *, worker: bool, workers: int | No
     except BaseException:
         db.stop()
         raise
-    _banner(host, port, db, token, first, settings.workers)
+    _banner(host, port, db, token, first, settings.workers, pinned=settings.pin_cpus)
     # One process: the app stops the embedded database as its last act. Several: they are
     # forked after start-up, each makes its own app, and this process stops the database.
     alone = settings.workers == 1
@@ -155,6 +164,8 @@ def _banner(
     token: runtime.AdminToken,
     first: App | None,
     workers: int = 1,
+    *,
+    pinned: bool = False,
 ) -> None:
     # Human text on stdout, not a log line. It says "starting", not "running": uvicorn
     # binds the port after this, and logs "Uvicorn running on …" once it has.
@@ -173,6 +184,8 @@ def _banner(
     ]
     if workers > 1:
         lines.append(f"  Processes   {workers}, sharing the port")
+    if pinned:
+        lines.append("  CPUs        each serving process pinned to one (HERALD_PIN_CPUS)")
     if token.from_env:
         lines.append("  Admin token from HERALD_ADMIN_TOKEN")
     elif token.created:
@@ -196,7 +209,13 @@ def _banner(
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
-    serve(args.host, args.port, worker=settings.worker and not args.no_worker, workers=args.workers)
+    serve(
+        args.host,
+        args.port,
+        worker=settings.worker and not args.no_worker,
+        workers=args.workers,
+        pin_cpus=args.pin_cpus,
+    )
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
@@ -369,6 +388,12 @@ def parser() -> argparse.ArgumentParser:
         help="processes serving the port, each with its own queue worker (default "
         "HERALD_WORKERS, 1)",
         metavar="N",
+    )
+    p.add_argument(
+        "--pin-cpus",
+        action="store_true",
+        help="run each serving process on a CPU of its own, the queue workers on any "
+        "(default HERALD_PIN_CPUS, off)",
     )
     p.set_defaults(handler=_serve)
 

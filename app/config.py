@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     worker: bool = True
     # `herald serve` processes sharing the port (app/server.py).
     workers: int = Field(default=1, ge=1, le=64)
+    # Each serving process on a CPU of its own (app/kit/affinity.py).
+    pin_cpus: bool = False
     # Realtime events between processes through Redis instead of each one's LISTEN.
     redis_url: str | None = None
     redis_channel: str = Field(default="herald-realtime", min_length=1)

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 
 from app.config import Settings
 from app.http_protocol import Limits, bounded
+from app.kit import affinity
 
 log = logging.getLogger("herald.server")
 # Descriptors the process needs besides its client connections: database pools, the LISTEN
@@ -96,6 +97,8 @@ def serve(make_app: Callable[[], ASGIApp], settings: Settings, *, host: str, por
     """Serve on host:port until SIGINT/SIGTERM: in this process, or in `settings.workers`
     children sharing the port, each with its own app (and so its own listeners and worker)."""
     if settings.workers == 1:
+        if settings.pin_cpus:
+            _pin(0)
         run(make_app(), settings, host=host, port=port)
         return
     Supervisor(make_app, settings, host=host, port=port).run()
@@ -196,7 +199,7 @@ class Supervisor:
             for sig in (*STOP_SIGNALS, signal.SIGALRM):
                 signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-            code = _child(self.make_app, self.settings, sock, self.pid)
+            code = _child(self.make_app, self.settings, sock, self.pid, slot)
         except BaseException:
             log.exception("serving process %d failed", slot)
         finally:
@@ -229,15 +232,31 @@ class ServerFailed(Exception):
 
 
 def _child(
-    make_app: Callable[[], ASGIApp], settings: Settings, sock: socket.socket, parent: int
+    make_app: Callable[[], ASGIApp],
+    settings: Settings,
+    sock: socket.socket,
+    parent: int,
+    slot: int,
 ) -> int:
     _die_with_parent(parent)
+    if settings.pin_cpus:
+        _pin(slot)
     host, port = sock.getsockname()[:2]
     server = uvicorn.Server(_config(make_app(), settings, host=host, port=port))
     # uvicorn ends a signalled shutdown by re-raising the signal: the child then dies of it,
     # which the parent expects while it is stopping.
     server.run(sockets=[sock])
     return 0 if server.started else STARTUP_FAILED
+
+
+def _pin(slot: int) -> None:
+    # Before the app is made: the threads it starts inherit the pin, and the queue worker
+    # it starts undoes it (app/worker.py).
+    cpu = affinity.pin(slot)
+    if cpu is None:
+        log.warning("HERALD_PIN_CPUS: this platform cannot pin a process to a CPU; ignored")
+    else:
+        log.info("serving process %d (pid %d) pinned to CPU %d", slot, os.getpid(), cpu)
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:

@@ -27,6 +27,7 @@ from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
 from app.delivery import tasks as delivery_tasks
 from app.delivery.engine import Engine
+from app.kit import affinity
 from app.retention import tasks as retention_tasks
 from app.retention.service import Policy
 from app.sends import tasks as send_tasks
@@ -217,7 +218,18 @@ class WorkerProcess:
         self._supervisor = asyncio.create_task(self._supervise(), name="herald-worker-process")
 
     async def _spawn(self) -> None:
-        job = pickle.dumps((self.url, self.settings, self.retention, self.pool_size, os.getpid()))
+        # A pinned server's worker goes back to every CPU (app/kit/affinity.py): fan-outs are
+        # its work, not the requests' of the process that started it.
+        job = pickle.dumps(
+            (
+                self.url,
+                self.settings,
+                self.retention,
+                self.pool_size,
+                os.getpid(),
+                affinity.unpinned(),
+            )
+        )
         # The server's own interpreter and module path: `-m` finds the same `app` it runs.
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -287,8 +299,9 @@ def _die_with_parent(parent: int) -> None:
 
 def _child_main() -> None:
     # From the server that started this process (WorkerProcess._spawn), on a private pipe.
-    url, settings, retention, pool_size, parent = pickle.load(sys.stdin.buffer)  # noqa: S301
+    url, settings, retention, pool_size, parent, cpus = pickle.load(sys.stdin.buffer)  # noqa: S301
     _die_with_parent(parent)
+    affinity.restore(cpus)
     logs.configure(settings.log_level)
     # Ctrl-C reaches the whole process group: the server's shutdown stops this process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -7,14 +7,22 @@ or Redis.
 On a fresh database (an embedded PostgreSQL of its own in bench/data/procs/, or
 --database-url), seeded with SQL (`u0` owns --user-rows of --rows shared rows):
 
-1. in --runs rounds, each a fresh `herald serve --workers 1` and then a fresh `--workers 2`
-   (each process with its queue worker): one run of --seconds of the inbox page of `u0`, of
-   1-recipient sends to the --users other users in turn, and of sends to --hot-users of
-   them, with wrk at --connections, each run alternated with a run of GET /health at the same
-   connection count; the medians over the rounds, with the CPU share of each Herald process,
-   PostgreSQL and wrk. Rounds, not every 1-process run before every 2-process one: on a
-   shared machine the speed drifts over minutes (two full runs half an hour apart gave 1.08
-   and 0.98 for the sends), and drift then falls on both counts alike;
+1. three servers at once, each on a database of its own seeded alike: `herald serve
+   --workers 1`, `--workers 2`, and `--workers 2 --pin-cpus` (each process with its queue
+   worker). For each figure (the inbox page of `u0`, 1-recipient sends to the --users other
+   users in turn, sends to --hot-users of them), --runs turns: in each, every server gets a
+   1-second run of GET /health and then a run of --seconds of the figure, with wrk at
+   --connections, in an order that reverses every turn. Reported: the mean req/s over the
+   turns, the median latencies, the ratio of the 2-process means to the 1-process one with
+   the quartiles of the turns' own ratios, and the CPU share of each Herald process,
+   PostgreSQL and wrk.
+
+   Why turns of a few seconds, not fresh servers in rounds of 5-second runs: on the shared
+   machines this runs on, a fixed loop of Python took 15 to 27 ms from one second to the
+   next (bench.procs at 31c7be5: the same server gave 1,350 and 1,561 sends/s for two
+   figures a minute apart), so two figures compare well only when measured seconds apart,
+   many times. Separate databases, because every process listening on a database wakes for
+   every NOTIFY there: the idle servers would pay for the measured one's events;
 2. at 2 processes, realtime through PostgreSQL NOTIFY and then through Redis
    (HERALD_REDIS_URL, --redis-url): --sockets socket.io clients (websocket, one user each)
    connected from this process, --events 1-recipient sends to them at --concurrency, and the
@@ -24,6 +32,7 @@ Writes its section into bench/RESULTS.md between `<!-- bench:procs -->` markers.
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -72,6 +81,7 @@ class Options:
     seconds: float
     warm_seconds: float  # each route's untimed run on a fresh server (none for --quick)
     runs: int
+    health_seconds: float
     connections: int
     hot_users: int
     sockets: int
@@ -87,8 +97,8 @@ def options(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.procs", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--quick", action="store_true", help="1-second runs, small sizes")
-    parser.add_argument("--seconds", type=float, help="length of each wrk run (5)")
-    parser.add_argument("--runs", type=int, help="runs per figure (3)")
+    parser.add_argument("--seconds", type=float, help="length of each wrk run of a figure (2)")
+    parser.add_argument("--runs", type=int, help="turns per figure (12)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument("--rows", type=int, help="shared notification rows (100,000)")
     parser.add_argument("--user-rows", type=int, help="rows of u0 (10,000)")
@@ -111,9 +121,10 @@ def options(argv: list[str] | None = None) -> Options:
     check(shape)
     return Options(
         shape=shape,
-        seconds=args.seconds or (1.0 if quick else 5.0),
-        warm_seconds=0.0 if quick else min(args.seconds or 5.0, WARM_SECONDS),
-        runs=args.runs or (1 if quick else 3),
+        seconds=args.seconds or (1.0 if quick else 2.0),
+        warm_seconds=0.0 if quick else WARM_SECONDS,
+        runs=args.runs or (1 if quick else 12),
+        health_seconds=1.0,
         connections=args.connections,
         hot_users=min(args.hot_users, shape.users),
         sockets=args.sockets or (20 if quick else 100),
@@ -127,13 +138,40 @@ def options(argv: list[str] | None = None) -> Options:
     )
 
 
+@dataclass(frozen=True)
+class Setup:
+    """How one of the measured servers runs."""
+
+    processes: int
+    pinned: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.processes}, pinned" if self.pinned else str(self.processes)
+
+    def args(self) -> list[str]:
+        return ["--workers", str(self.processes), *(["--pin-cpus"] if self.pinned else [])]
+
+
+SETUPS = (Setup(1), Setup(2), Setup(2, pinned=True))
+
+
+@dataclass(frozen=True)
+class Served:
+    setup: Setup
+    url: str
+    base: str
+    pid: int
+    keys: AppKeys
+
+
 @dataclass
 class Figure:
-    """One route at one process count: its runs, the /health runs alternated with them, and
-    the CPU seconds of each process over the route's runs."""
+    """One route on one server: its runs (one per turn), the /health runs alternated with
+    them, and the CPU seconds of each process over the route's runs."""
 
     name: str
-    processes: int
+    setup: Setup
     runs: list[wrk.Run] = field(default_factory=list)
     health: list[wrk.Run] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
@@ -142,6 +180,10 @@ class Figure:
     def median(self, attr: str, *, of_health: bool = False) -> float:
         runs = self.health if of_health else self.runs
         return statistics.median(getattr(r, attr) for r in runs) if runs else 0.0
+
+    def mean_rate(self, *, of_health: bool = False) -> float:
+        runs = self.health if of_health else self.runs
+        return statistics.fmean(r.rate for r in runs) if runs else 0.0
 
 
 @dataclass(frozen=True)
@@ -184,16 +226,21 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(opts: Options, server_url: str, command: str, started: datetime) -> None:
     measured = Measured(load_before=_loadavg())
-    url, made = fresh_app_database(server_url, opts.database_name)
-    asyncio.run(_seed(url, made.id, opts.shape))
-    keys = AppKeys(made.api_key, made.api_secret)
-    figures: dict[tuple[int, str], Figure] = {}
-    for round_ in range(opts.runs):
-        for count in (1, 2):
-            with herald(url, args=["--workers", str(count)]) as (base, proc):
-                step = f"round {round_ + 1}/{opts.runs}, {count} process(es)"
-                asyncio.run(_throughput(opts, url, base, proc.pid, count, keys, figures, step))
-    measured.figures = [figures[key] for key in sorted(figures, key=lambda k: k[0])]
+    names = [f"{opts.database_name}_{n}" for n in range(len(SETUPS))]
+    databases: list[tuple[str, AppKeys]] = []
+    for name in names:
+        url, made = fresh_app_database(server_url, name)
+        asyncio.run(_seed(url, made.id, opts.shape))
+        databases.append((url, AppKeys(made.api_key, made.api_secret)))
+    figures: dict[tuple[Setup, str], Figure] = {}
+    with contextlib.ExitStack() as stack:
+        served = []
+        for setup, (url, keys) in zip(SETUPS, databases, strict=True):
+            base, proc = stack.enter_context(herald(url, args=setup.args()))
+            served.append(Served(setup, url, base, proc.pid, keys))
+        asyncio.run(_throughput(opts, served, figures))
+    measured.figures = sorted(figures.values(), key=lambda f: SETUPS.index(f.setup))
+    url, keys = databases[SETUPS.index(Setup(2))]
     for transport, env in (
         ("NOTIFY", {}),
         ("Redis", {"HERALD_REDIS_URL": opts.redis_url, "HERALD_REDIS_CHANNEL": _channel()}),
@@ -208,7 +255,8 @@ def _run(opts: Options, server_url: str, command: str, started: datetime) -> Non
     if opts.results is not None:
         update(opts.results, text)
         progress(f"bench: wrote {opts.results}")
-    asyncio.run(drop(server_url, opts.database_name))
+    for name in names:
+        asyncio.run(drop(server_url, name))
 
 
 async def _seed(url: str, app_id: int, shape: Shape) -> None:
@@ -245,40 +293,34 @@ class Herald:
 
 
 async def _throughput(
-    opts: Options,
-    url: str,
-    base: str,
-    parent: int,
-    count: int,
-    keys: AppKeys,
-    figures: dict[tuple[int, str], Figure],
-    step: str,
+    opts: Options, served: list[Served], figures: dict[tuple[Setup, str], Figure]
 ) -> None:
-    """One run of each figure at `count` processes, after an untimed warm-up of each (none
-    for --quick), added to `figures` (keyed by process count and figure, in the order they
-    first ran)."""
-    postgres = Processes(postmaster_pid=await postmaster_pid(plain(url)))
-    server = Herald(parent)
-    user = {"X-ENGAGESPOT-API-KEY": keys.api_key, "X-ENGAGESPOT-USER-ID": BIG_USER}
-    backend = {"X-ENGAGESPOT-API-KEY": keys.api_key, "X-ENGAGESPOT-API-SECRET": keys.api_secret}
+    """--runs turns of each figure on every server, after an untimed warm-up of each (none
+    for --quick), added to `figures` (keyed by setup and figure, in the order they ran)."""
+    postgres = Processes(postmaster_pid=await postmaster_pid(plain(served[0].url)))
     c = opts.connections
 
-    async def health(seconds: float) -> wrk.Run:
-        return await wrk.run(f"{base}/health", label="/health", connections=c, seconds=seconds)
+    async def health(s: Served, seconds: float) -> wrk.Run:
+        return await wrk.run(f"{s.base}/health", label="/health", connections=c, seconds=seconds)
 
-    async def inbox(seconds: float) -> wrk.Run:
+    async def inbox(s: Served, seconds: float) -> wrk.Run:
+        user = {"X-ENGAGESPOT-API-KEY": s.keys.api_key, "X-ENGAGESPOT-USER-ID": BIG_USER}
         return await wrk.run(
-            f"{base}/v3/notifications",
+            f"{s.base}/v3/notifications",
             label="inbox",
             connections=c,
             seconds=seconds,
             headers=user,
         )
 
-    def sends(users: int) -> Callable[[float], Awaitable[wrk.Run]]:
-        async def go(seconds: float) -> wrk.Run:
+    def sends(users: int) -> Callable[[Served, float], Awaitable[wrk.Run]]:
+        async def go(s: Served, seconds: float) -> wrk.Run:
+            backend = {
+                "X-ENGAGESPOT-API-KEY": s.keys.api_key,
+                "X-ENGAGESPOT-API-SECRET": s.keys.api_secret,
+            }
             return await wrk.run(
-                f"{base}/v3/notifications",
+                f"{s.base}/v3/notifications",
                 label="sends",
                 connections=c,
                 seconds=seconds,
@@ -296,26 +338,31 @@ async def _throughput(
     if opts.hot_users:
         # Few recipients: the groups of both processes lock the same counter rows.
         plan.append((f"1-recipient sends to {opts.hot_users:,} users", sends(opts.hot_users)))
-    # Warm every process and route, untimed: a fresh server's first requests open its
+    # Warm every server and route, untimed: a fresh server's first requests open its
     # connections and plan its statements.
     if opts.warm_seconds:
-        for _, go in plan:
-            await health(opts.warm_seconds)
-            await go(opts.warm_seconds)
+        for s in served:
+            for _, go in plan:
+                await health(s, opts.warm_seconds)
+                await go(s, opts.warm_seconds)
     for name, go in plan:
-        figure = figures.setdefault((count, name), Figure(name, count))
-        progress(f"bench: {step}, {name}")
-        figure.health.append(await health(opts.seconds))
-        before_h, before_pg, before_wrk = server.cpu(), postgres.cpu(), _wrk_cpu()
-        started = time.perf_counter()
-        figure.runs.append(await go(opts.seconds))
-        figure.wall += time.perf_counter() - started
-        after_h, after_pg = server.cpu(), postgres.cpu()
-        for proc, seconds in after_h.items():
-            figure.cpu[proc] = figure.cpu.get(proc, 0.0) + seconds - before_h.get(proc, 0.0)
-        spent_pg = (after_pg.postgres or 0.0) - (before_pg.postgres or 0.0)
-        figure.cpu["postgres"] = figure.cpu.get("postgres", 0.0) + spent_pg
-        figure.cpu["wrk"] = figure.cpu.get("wrk", 0.0) + _wrk_cpu() - before_wrk
+        for turn in range(opts.runs):
+            progress(f"bench: {name}, turn {turn + 1}/{opts.runs}")
+            # Reversed every other turn: no server always runs right after another.
+            for s in served if turn % 2 == 0 else served[::-1]:
+                figure = figures.setdefault((s.setup, name), Figure(name, s.setup))
+                figure.health.append(await health(s, opts.health_seconds))
+                server = Herald(s.pid)
+                before_h, before_pg, before_wrk = server.cpu(), postgres.cpu(), _wrk_cpu()
+                started = time.perf_counter()
+                figure.runs.append(await go(s, opts.seconds))
+                figure.wall += time.perf_counter() - started
+                after_h, after_pg = server.cpu(), postgres.cpu()
+                for proc, seconds in after_h.items():
+                    figure.cpu[proc] = figure.cpu.get(proc, 0.0) + seconds - before_h.get(proc, 0.0)
+                spent_pg = (after_pg.postgres or 0.0) - (before_pg.postgres or 0.0)
+                figure.cpu["postgres"] = figure.cpu.get("postgres", 0.0) + spent_pg
+                figure.cpu["wrk"] = figure.cpu.get("wrk", 0.0) + _wrk_cpu() - before_wrk
 
 
 async def _realtime(
@@ -396,19 +443,21 @@ def markdown(
         f"- Command: `{command}`",
         f"- Machine: {machine.line()}",
         f"- Load average (1/5/15 min) before: {measured.load_before}; after: {measured.load_after}",
-        f"- Data: `{BIG_USER}` owns {opts.shape.user_rows:,} of {opts.shape.rows:,} rows. "
-        f"wrk at {opts.connections} connections, {opts.runs} runs of {opts.seconds:g} s per "
-        "figure, each alternated with a /health run; medians. The runs go in rounds: in each, a "
-        "fresh `herald serve --workers 1` runs every figure once, then a fresh `--workers 2`. "
-        "Each process has its queue worker (a child process); wrk, Herald and PostgreSQL share "
-        "the cores.",
+        f"- Data: `{BIG_USER}` owns {opts.shape.user_rows:,} of {opts.shape.rows:,} rows, in "
+        "each of three databases seeded alike, one per server: `herald serve --workers 1`, "
+        "`--workers 2` and `--workers 2 --pin-cpus`, all three up at once, each process with "
+        f"its queue worker (a child process). wrk at {opts.connections} connections, "
+        f"{opts.runs} turns per figure: in each, every server gets a "
+        f"{opts.health_seconds:g}-second /health run and then a {opts.seconds:g}-second run of "
+        "the figure, in an order reversed every turn. req/s: the mean over the turns; "
+        "latencies: the medians. wrk, Herald and PostgreSQL share the cores.",
         "",
         "| figure | processes | req/s | p50 ms | p99 ms | /health req/s | req/s ÷ /health "
         "| CPU share (cores) during the runs | CPU ms per request: Herald / postgres |",
         "|---|--:|--:|--:|--:|--:|--:|---|---|",
     ]
     for fig in measured.figures:
-        rate, health = fig.median("rate"), fig.median("rate", of_health=True)
+        rate, health = fig.mean_rate(), fig.mean_rate(of_health=True)
         shares = ", ".join(
             f"{name} {seconds / fig.wall:.2f}" for name, seconds in fig.cpu.items() if fig.wall
         )
@@ -416,23 +465,41 @@ def markdown(
         herald_ms = sum(v for k, v in fig.cpu.items() if k.startswith("herald")) * 1000 / done
         postgres_ms = fig.cpu.get("postgres", 0.0) * 1000 / done
         lines.append(
-            f"| {fig.name} | {fig.processes} | {rate:,.0f} | {fig.median('p50'):.2f} "
+            f"| {fig.name} | {fig.setup.label} | {rate:,.0f} | {fig.median('p50'):.2f} "
             f"| {fig.median('p99'):.2f} | {health:,.0f} "
             f"| {rate / health if health else 0:.3f} | {shares} "
             f"| {herald_ms:.2f} / {postgres_ms:.2f} |"
         )
+    lines.append("")
     for name in dict.fromkeys(f.name for f in measured.figures):
-        one = [f for f in measured.figures if f.name == name and f.processes == 1]
-        two = [f for f in measured.figures if f.name == name and f.processes == 2]
-        if one and two and one[0].median("rate"):
-            gain = two[0].median("rate") / one[0].median("rate")
-            lines.append(f"\n- {name}: 2 processes give {gain:.2f} times the req/s of 1")
+        of = {f.setup: f for f in measured.figures if f.name == name}
+        one = of.get(SETUPS[0])
+        if one is None or not one.mean_rate():
+            continue
+        said = []
+        for setup in SETUPS[1:]:
+            two = of.get(setup)
+            if two is None:
+                continue
+            gain = two.mean_rate() / one.mean_rate()
+            pairs = zip(one.runs, two.runs, strict=True)
+            turns = sorted(b.rate / a.rate for a, b in pairs if a.rate)
+            spread = (
+                f" (the turns' own ratios: quartiles {_quartile(turns, 1):.2f} to "
+                f"{_quartile(turns, 3):.2f})"
+                if len(turns) >= 4
+                else ""
+            )
+            pinned = " pinned" if setup.pinned else ""
+            said.append(
+                f"{setup.processes}{pinned} processes give {gain:.2f} times the req/s of 1{spread}"
+            )
+        lines.append(f"- {name}: " + "; ".join(said))
     if opts.hot_users:
         lines.append(
-            f"\n- Sends to {opts.hot_users:,} users: the groups of both processes raise the "
+            f"- Sends to {opts.hot_users:,} users: the groups of both processes raise the "
             "same inbox counter rows, and each holds its rows' locks until it commits; those "
-            f"to {opts.shape.users:,} users seldom share a row. Between the two, the difference "
-            "is that sharing plus the run-to-run noise of this machine."
+            f"to {opts.shape.users:,} users seldom share a row."
         )
     lines += [
         "",
@@ -454,6 +521,10 @@ def markdown(
         )
     lines.append(MARK_END)
     return "\n".join(lines) + "\n"
+
+
+def _quartile(sorted_values: list[float], q: int) -> float:
+    return statistics.quantiles(sorted_values, n=4, method="inclusive")[q - 1]
 
 
 def update(path: Path, text: str) -> None:

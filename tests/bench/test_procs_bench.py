@@ -1,4 +1,5 @@
-"""bench/procs.py end to end at --quick sizes: rounds of 1 and 2 processes, both transports."""
+"""bench/procs.py end to end at --quick sizes: turns on 1, 2 and 2 pinned processes, both
+transports."""
 
 import re
 import shutil
@@ -28,25 +29,18 @@ def test_procs_bench_quick(server_url: str) -> None:
         REDIS_URL,
     )
     out, err = run.stdout, run.stderr
-    # Each round serves every figure from a fresh server of each count, 1 before 2.
-    steps = re.findall(r"bench: round (\d)/2, (\d) process\(es\), (.+)", err)
-    assert [(r, n) for r, n, _ in steps] == [
-        ("1", "1"),
-        ("1", "1"),
-        ("1", "2"),
-        ("1", "2"),
-        ("2", "1"),
-        ("2", "1"),
-        ("2", "2"),
-        ("2", "2"),
-    ], err
-    assert {f for _, _, f in steps} == {"inbox page of u0", "1-recipient sends to 1,000 users"}
-    for figure in ("inbox page of u0", "1-recipient sends to 1,000 users"):
-        for count in (1, 2):
-            row = re.search(rf"^\| {re.escape(figure)} \| {count} \| ([\d,]+) \|", out, re.M)
+    # Every figure in turns, each turn a run on each of the three servers.
+    steps = re.findall(r"bench: (.+), turn (\d)/2", err)
+    figures = ["inbox page of u0", "1-recipient sends to 1,000 users"]
+    assert steps == [(f, t) for f in figures for t in ("1", "2")], err
+    for figure in figures:
+        for setup in ("1", "2", "2, pinned"):
+            row = re.search(rf"^\| {re.escape(figure)} \| {setup} \| ([\d,]+) \|", out, re.M)
             assert row is not None, out
             assert int(row[1].replace(",", "")) > 0, out
-        assert re.search(rf"^- {re.escape(figure)}: 2 processes give \d+\.\d\d times", out, re.M)
-    assert "2 runs of 1 s per figure" in out, out
+        said = rf"^- {re.escape(figure)}: 2 processes give \d+\.\d\d times the req/s of 1; "
+        said += r"2 pinned processes give \d+\.\d\d times"
+        assert re.search(said, out, re.M), out
+    assert "2 turns per figure" in out, out
     for transport in ("NOTIFY", "Redis"):
         assert f"| {transport} | 200 of 200 |" in out, out

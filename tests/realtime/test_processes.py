@@ -87,6 +87,39 @@ async def test_a_child_that_dies_is_reported_and_replaced(live_database_url: str
         assert proc.poll() is None
 
 
+async def test_pinned_children_each_keep_a_cpu_of_their_own_and_their_workers_any(
+    live_database_url: str,
+) -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        pytest.skip("pinning two processes apart needs two CPUs")
+    args = [*TWO, "--pin-cpus"]
+    with running_process(live_database_url, admin_token=ADMIN_TOKEN, args=args) as (base, proc):
+        kids = wait_for_children(proc.pid, 2)
+        # Slot order is fork order: the first child gets the first CPU.
+        first, second = sorted(kids)
+        assert os.sched_getaffinity(first) == {allowed[0]}
+        assert os.sched_getaffinity(second) == {allowed[1]}
+        for kid in kids:
+            # The queue worker each child starts runs on every CPU the server may use.
+            (queue_worker,) = wait_for_children(kid, 1)
+            assert os.sched_getaffinity(queue_worker) == set(allowed)
+        assert os.sched_getaffinity(proc.pid) == set(allowed)
+        # A replacement takes the dead child's slot, and so its CPU.
+        os.kill(first, signal.SIGKILL)
+        (replacement,) = wait_for_children(proc.pid, 2, other_than={first}) - {second}
+        assert os.sched_getaffinity(replacement) == {allowed[0]}
+        creds = admin_app(base, ADMIN_TOKEN)
+        async with connected(base, api_key=creds.api_key, user_id="cy") as cy:
+            for sockets in (0, 1):
+                async with through_process_with(base, sockets) as api:
+                    await send(api, creds, "cy", f"pinned, through a process with {sockets}")
+                    new = await cy.wait_for("NEW_NOTIFICATION")
+                    assert (
+                        new["notification"]["title"] == f"pinned, through a process with {sockets}"
+                    )
+
+
 def test_children_that_keep_dying_stop_the_server_with_exit_1(live_database_url: str) -> None:
     with running_process(live_database_url, admin_token=ADMIN_TOKEN, args=TWO) as (_, proc):
         kids = wait_for_children(proc.pid, 2)

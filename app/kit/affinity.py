@@ -1,0 +1,40 @@
+"""CPU affinity for the serving processes (HERALD_PIN_CPUS): each on a CPU of its own, and
+the processes they start (the queue worker) back on every CPU the server may use.
+
+Why pin: on the 2-core bench machine at 2 processes, the kernel now and then queued both
+serving processes on one core while the other sat idle for up to 11 ms (a scheduler trace
+under wrk); pinned, that cannot happen, and sends/s at 2 processes rose by about 8%
+(bench/procs.py). Why not by default: a pinned process cannot move off a core that other
+work (PostgreSQL on the same machine, a noisy neighbour) has taken."""
+
+import os
+from collections.abc import Iterable
+
+_unpinned: frozenset[int] | None = None
+
+
+def pin(slot: int) -> int | None:
+    """Run the calling thread, and the threads and processes it starts from now on, on one
+    of the CPUs it may use: the `slot`-th, wrapping around. Return that CPU; None where the
+    platform has no affinity."""
+    global _unpinned
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    cpu = allowed[slot % len(allowed)]
+    os.sched_setaffinity(0, {cpu})
+    if _unpinned is None:
+        _unpinned = frozenset(allowed)
+    return cpu
+
+
+def unpinned() -> frozenset[int] | None:
+    """The CPUs this process could use before `pin`, for a process it starts to return to;
+    None when it was never pinned."""
+    return _unpinned
+
+
+def restore(cpus: Iterable[int] | None) -> None:
+    """Undo an inherited pin: run this process on `cpus` (from the parent's `unpinned`)."""
+    if cpus is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(cpus))
