@@ -254,7 +254,9 @@ def _pin(slot: int) -> None:
     # it starts undoes it (app/worker.py).
     cpu = affinity.pin(slot)
     if cpu is None:
-        log.warning("HERALD_PIN_CPUS: this platform cannot pin a process to a CPU; ignored")
+        log.warning(
+            "HERALD_PIN_CPUS: serving process %d could not be pinned; it runs on any CPU", slot
+        )
     else:
         log.info("serving process %d (pid %d) pinned to CPU %d", slot, os.getpid(), cpu)
 
