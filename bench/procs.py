@@ -1,10 +1,10 @@
 """`herald serve --workers N`: throughput at 1 and 2 processes, and realtime through NOTIFY
 or Redis.
 
-    python -m bench.procs            # about 6 minutes
+    python -m bench.procs            # about 7 minutes
     python -m bench.procs --quick    # 1-second runs, small sizes: a smoke test
 
-On a fresh database (an embedded PostgreSQL of its own in bench/data/procs/, or
+On fresh databases (in an embedded PostgreSQL of its own in bench/data/procs/, or
 --database-url), seeded with SQL (`u0` owns --user-rows of --rows shared rows):
 
 1. three servers at once, each on a database of its own seeded alike: `herald serve
@@ -19,9 +19,9 @@ On a fresh database (an embedded PostgreSQL of its own in bench/data/procs/, or
 
    Why turns of a few seconds, not fresh servers in rounds of 5-second runs: on the shared
    machines this runs on, a fixed loop of Python took 15 to 27 ms from one second to the
-   next (bench.procs at 31c7be5: the same server gave 1,350 and 1,561 sends/s for two
-   figures a minute apart), so two figures compare well only when measured seconds apart,
-   many times. Separate databases, because every process listening on a database wakes for
+   next, and fresh 1-process servers a minute apart gave 1,495 and 2,521 sends/s for the
+   same 5-second run, so two figures compare well only when measured seconds apart, many
+   times. Separate databases, because every process listening on a database wakes for
    every NOTIFY there: the idle servers would pay for the measured one's events;
 2. at 2 processes, realtime through PostgreSQL NOTIFY and then through Redis
    (HERALD_REDIS_URL, --redis-url): --sockets socket.io clients (websocket, one user each)
@@ -111,7 +111,9 @@ def options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--concurrency", type=int, default=16, help="sends at once (16)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--database-url", help="a PostgreSQL server instead of pgserver")
-    parser.add_argument("--database-name", help="its database (herald_bench_procs[_quick])")
+    parser.add_argument(
+        "--database-name", help="its databases' prefix (herald_bench_procs[_quick]; _0 to _2)"
+    )
     parser.add_argument("--results", type=Path, help="file to update (bench/RESULTS.md)")
     args = parser.parse_args(argv)
     quick = bool(args.quick)

@@ -8,6 +8,7 @@ sends/s of one (bench/procs.py, 2026-12-04). Why not by default: a pinned proces
 move off a core that other work (PostgreSQL on the same machine, a noisy neighbour) has
 taken."""
 
+import contextlib
 import os
 from collections.abc import Iterable
 
@@ -40,6 +41,9 @@ def unpinned() -> frozenset[int] | None:
 
 
 def restore(cpus: Iterable[int] | None) -> None:
-    """Undo an inherited pin: run this process on `cpus` (from the parent's `unpinned`)."""
-    if cpus is not None and hasattr(os, "sched_setaffinity"):
+    """Undo an inherited pin: run this process on `cpus` (from the parent's `unpinned`).
+    Where that fails (none of them is this process's any more), it keeps the pin."""
+    if cpus is None or not hasattr(os, "sched_setaffinity"):
+        return
+    with contextlib.suppress(OSError):
         os.sched_setaffinity(0, set(cpus))
