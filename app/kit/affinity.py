@@ -3,10 +3,10 @@ the processes they start (the queue worker) back on every CPU the server may use
 
 Why pin: on the 2-core bench machine at 2 processes, the kernel now and then queued both
 serving processes on one core while the other sat idle for up to 11 ms (a scheduler trace
-under wrk); pinned, that cannot happen, and 2 processes went from 1.21 to 1.37 times the
-sends/s of one (bench/procs.py, 2026-12-04). Why not by default: a pinned process cannot
-move off a core that other work (PostgreSQL on the same machine, a noisy neighbour) has
-taken."""
+under wrk); pinned, that cannot happen, and 2 processes went from 1.21 and 1.20 times the
+sends/s of one to 1.37 and 1.27 in two runs of bench/procs.py (2026-12-04). Why not by
+default: a pinned process cannot move off a core that other work (PostgreSQL on the same
+machine, a noisy neighbour) has taken."""
 
 import contextlib
 import os

@@ -120,6 +120,26 @@ async def test_pinned_children_each_keep_a_cpu_of_their_own_and_their_workers_an
                     )
 
 
+async def test_one_pinned_process_by_the_setting_and_its_worker_on_every_cpu(
+    live_database_url: str,
+) -> None:
+    allowed = set(os.sched_getaffinity(0))
+    env = {"HERALD_PIN_CPUS": "true"}
+    with running_process(live_database_url, admin_token=ADMIN_TOKEN, extra_env=env) as (
+        base,
+        proc,
+    ):
+        assert os.sched_getaffinity(proc.pid) == {min(allowed)}
+        (queue_worker,) = wait_for_children(proc.pid, 1)
+        assert os.sched_getaffinity(queue_worker) == allowed
+        creds = admin_app(base, ADMIN_TOKEN)
+        async with httpx.AsyncClient(base_url=base) as api:
+            await send(api, creds, "di", "from a pinned process")
+            response = await api.get("/v3/notifications", headers=creds.user("di"))
+            assert response.status_code == 200, response.text
+            assert response.json()["data"][0]["title"] == "from a pinned process"
+
+
 def test_children_that_keep_dying_stop_the_server_with_exit_1(live_database_url: str) -> None:
     with running_process(live_database_url, admin_token=ADMIN_TOKEN, args=TWO) as (_, proc):
         kids = wait_for_children(proc.pid, 2)
