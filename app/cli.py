@@ -79,11 +79,12 @@ def serve(
     workers: int | None = None,
     pin_cpus: bool = False,
 ) -> None:
-    settings = get_settings().model_copy(update={"worker": worker})
+    overrides: dict[str, object] = {"worker": worker}
     if workers is not None:
-        settings = settings.model_copy(update={"workers": workers})
+        overrides["workers"] = workers
     if pin_cpus:
-        settings = settings.model_copy(update={"pin_cpus": True})
+        overrides["pin_cpus"] = True
+    settings = get_settings().model_copy(update=overrides)
     port_setting = "--port" if port else "HERALD_PORT"
     host = host or settings.host
     port = port or settings.port

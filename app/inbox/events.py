@@ -60,8 +60,8 @@ async def publish(
 
 
 async def publish_payloads(connection: asyncpg.Connection, payloads: Sequence[str]) -> None:
-    """NOTIFY payloads made already (by `messages`, or by the group commit's function), in a
-    transaction of their own when the connection is in none: one that writes nothing, so
-    its commit waits for no WAL flush."""
+    """NOTIFY payloads made already, in the shape of `messages` (the group commit's function
+    returns them), in a transaction of their own when the connection is in none: one that
+    writes nothing, so its commit waits for no WAL flush."""
     if payloads:
         await connection.execute(_NOTIFY_DRIVER, CHANNEL, list(payloads))
